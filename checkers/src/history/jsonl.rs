@@ -1,0 +1,250 @@
+//! Faultline's own history format: one JSON object per line, Jepsen's op map.
+//!
+//! `op_from_map` and `write_op` are also the conversion every other reader goes through, so the
+//! field rules (required fields, types, what is kept in `extra`) live in exactly one place.
+
+use super::{Format, History, HistoryError, Op, OpType, Process, Value, MAX_DEPTH};
+use serde_json::Map;
+use std::fmt::Write as _;
+
+/// Longest line we accept; a longer one is almost certainly not a history.
+pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How strictly `op_from_map` treats fields that Faultline always writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strictness {
+    /// Faultline's JSON lines: `type`, `process` and `f` are required.
+    Native,
+    /// Foreign formats (Elle, Knossos, elle-cli): `process` may be absent (one implicit process),
+    /// and `f` may be absent for transactions (it becomes `txn`).
+    Foreign,
+}
+
+/// Parses JSON lines. Blank lines are allowed; anything else that is not an op map is an error.
+pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
+    let mut ops = Vec::new();
+    let mut lines = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed.len() > MAX_LINE_BYTES {
+            return Err(HistoryError::at(file, line, "line longer than 64 MiB"));
+        }
+        let value: Value = serde_json::from_str(trimmed)
+            .map_err(|e| HistoryError::at(file, line, format!("not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(HistoryError::at(
+                file,
+                line,
+                "expected a JSON object (an op map)",
+            ));
+        };
+        ops.push(op_from_map(map, Strictness::Native, file, line)?);
+        lines.push(line);
+    }
+    History::new(file, Format::JsonLines, ops, lines)
+}
+
+/// Converts one op map to an [`Op`]. Keys are field names without a leading colon.
+pub fn op_from_map(
+    mut map: Map<String, Value>,
+    strictness: Strictness,
+    file: &str,
+    line: usize,
+) -> Result<Op, HistoryError> {
+    let bad = |problem: String| HistoryError::at(file, line, problem);
+    let op_type = match map.remove("type") {
+        Some(Value::String(s)) => OpType::parse(&s).ok_or_else(|| {
+            bad(format!(
+                "unknown type {s:?}: expected invoke, ok, fail or info"
+            ))
+        })?,
+        Some(other) => return Err(bad(format!("type must be a string, got {other}"))),
+        None => return Err(bad("missing field \"type\"".into())),
+    };
+    let process = match map.remove("process") {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(p) => Process::Client(p),
+            None => {
+                return Err(bad(format!(
+                    "process must be a non-negative integer or a name, got {n}"
+                )))
+            }
+        },
+        Some(Value::String(s)) => Process::Named(s),
+        None | Some(Value::Null) if strictness == Strictness::Foreign => {
+            Process::Named("nil".into())
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "process must be a non-negative integer or a name, got {other}"
+            )))
+        }
+        None => return Err(bad("missing field \"process\"".into())),
+    };
+    let value = map.remove("value").unwrap_or(Value::Null);
+    check_depth(&value, 0)
+        .map_err(|_| bad(format!("value nested deeper than {MAX_DEPTH} levels")))?;
+    let f = match map.remove("f") {
+        Some(Value::String(s)) => s,
+        Some(other) => return Err(bad(format!("f must be a string, got {other}"))),
+        None if strictness == Strictness::Foreign && looks_like_txn(&value) => "txn".to_string(),
+        None => return Err(bad("missing field \"f\"".into())),
+    };
+    let time = match map.remove("time") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| bad(format!("time must be a non-negative integer (ns), got {n}")))?,
+        ),
+        Some(other) => return Err(bad(format!("time must be an integer (ns), got {other}"))),
+    };
+    let index = match map.remove("index") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .ok_or_else(|| bad(format!("index must be a non-negative integer, got {n}")))?,
+        ),
+        Some(other) => return Err(bad(format!("index must be an integer, got {other}"))),
+    };
+    if strictness == Strictness::Foreign {
+        // Foreign indices may start at 1 or have gaps; we renumber densely and keep theirs.
+        if let Some(i) = index {
+            map.insert("source-index".to_string(), Value::from(i));
+        }
+    }
+    let node = match map.remove("node") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => return Err(bad(format!("node must be a string, got {other}"))),
+    };
+    let error = map.remove("error");
+    Ok(Op {
+        index: index.unwrap_or(0),
+        time,
+        op_type,
+        process,
+        f,
+        value,
+        node,
+        error,
+        extra: map,
+    })
+}
+
+/// Elle's histories omit `:f` on transactions: a vector of `[f k v]` micro-ops.
+fn looks_like_txn(value: &Value) -> bool {
+    match value {
+        Value::Array(mops) => {
+            !mops.is_empty()
+                && mops.iter().all(|m| matches!(m, Value::Array(parts) if matches!(parts.first(), Some(Value::String(_)))))
+        }
+        _ => false,
+    }
+}
+
+fn check_depth(v: &Value, depth: usize) -> Result<(), ()> {
+    if depth > MAX_DEPTH {
+        return Err(());
+    }
+    match v {
+        Value::Array(a) => a.iter().try_for_each(|x| check_depth(x, depth + 1)),
+        Value::Object(m) => m.values().try_for_each(|x| check_depth(x, depth + 1)),
+        _ => Ok(()),
+    }
+}
+
+/// Appends one op as a JSON line (with its newline) in Faultline's field order.
+pub fn write_op(out: &mut String, op: &Op) {
+    let _ = write!(out, "{{\"index\":{}", op.index);
+    if let Some(t) = op.time {
+        let _ = write!(out, ",\"time\":{t}");
+    }
+    let _ = write!(out, ",\"type\":\"{}\",\"process\":", op.op_type.as_str());
+    match &op.process {
+        Process::Client(p) => {
+            let _ = write!(out, "{p}");
+        }
+        Process::Named(n) => push_json(out, &Value::String(n.clone())),
+    }
+    out.push_str(",\"f\":");
+    push_json(out, &Value::String(op.f.clone()));
+    out.push_str(",\"value\":");
+    push_json(out, &op.value);
+    if let Some(node) = &op.node {
+        out.push_str(",\"node\":");
+        push_json(out, &Value::String(node.clone()));
+    }
+    if let Some(error) = &op.error {
+        out.push_str(",\"error\":");
+        push_json(out, error);
+    }
+    for (k, v) in &op.extra {
+        out.push(',');
+        push_json(out, &Value::String(k.clone()));
+        out.push(':');
+        push_json(out, v);
+    }
+    out.push_str("}\n");
+}
+
+fn push_json(out: &mut String, v: &Value) {
+    // serde_json writing to a String cannot fail.
+    out.push_str(&serde_json::to_string(v).expect("JSON values always serialize"));
+}
+
+/// Writes a whole history as JSON lines.
+pub fn write(ops: &[Op]) -> String {
+    let mut out = String::with_capacity(ops.len() * 96);
+    for op in ops {
+        write_op(&mut out, op);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_writes_the_contract() {
+        let text = concat!(
+            "{\"index\":0,\"time\":5,\"type\":\"invoke\",\"process\":0,\"f\":\"cas\",\"value\":[1,2],\"node\":\"n1\"}\n",
+            "{\"index\":1,\"time\":9,\"type\":\"fail\",\"process\":0,\"f\":\"cas\",\"value\":[1,2],\"error\":\"mismatch\",\"note\":7}\n",
+            "{\"index\":2,\"time\":10,\"type\":\"info\",\"process\":\"nemesis\",\"f\":\"start\",\"value\":{\"partition\":[[\"n1\"],[\"n2\"]]}}\n",
+        );
+        let h = read("t.jsonl", text).unwrap();
+        assert_eq!(h.ops.len(), 3);
+        assert_eq!(h.ops[1].error, Some(Value::from("mismatch")));
+        assert_eq!(h.ops[1].extra.get("note"), Some(&Value::from(7)));
+        assert_eq!(h.ops[2].process, Process::nemesis());
+        assert_eq!(write(&h.ops), text);
+    }
+
+    #[test]
+    fn unknown_type_names_file_line_and_problem() {
+        let text = "{\"index\":0,\"time\":1,\"type\":\"maybe\",\"process\":0,\"f\":\"read\",\"value\":null}\n";
+        let e = read("x.jsonl", text).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "x.jsonl:1: unknown type \"maybe\": expected invoke, ok, fail or info"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        let e = read("x.jsonl", "\n{\"index\":0,").unwrap_err().to_string();
+        assert!(e.starts_with("x.jsonl:2: not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn missing_process_is_an_error_in_native_format() {
+        let e = read("x.jsonl", "{\"type\":\"invoke\",\"f\":\"read\"}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field \"process\""), "{e}");
+    }
+}

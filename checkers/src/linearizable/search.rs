@@ -1,0 +1,1090 @@
+//! The linearizability search over one partition, and the parallel driver over all of them.
+//!
+//! Completed operations sit in a doubly linked list of call and return events in history
+//! order (Lowe's just-in-time linearization): a call before the first pending return may be
+//! linearized next; reaching a return means backtracking. Crashed operations have no return,
+//! so they are kept out of the list, grouped into classes of identical inputs, and tried only
+//! after every completed candidate at a configuration; within a class the earliest-invoked
+//! unused member goes first, which is without loss of generality because members differ only
+//! in when they became available. Visited configurations are memoized by
+//! (first unlinearized op, linearized window, crashed-class counts, interned state).
+
+use super::compile::{Compiled, Operation, Partition};
+use super::{Failure, OpSummary, Options, Outcome, Prefix, Validity};
+use crate::datum::Datum;
+use crate::history::History;
+use crate::model::{self, Input, ModelKind};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// How many of a prefix's last operations an explanation keeps.
+const PREFIX_TAIL: usize = 256;
+/// How often (in search steps) a search looks at the clock and the shared flags.
+const POLL_STEPS: u64 = 1 << 12;
+/// How many crashed-class count vectors the memo keeps per (linearized set, state).
+const MEMO_WAYS: usize = 3;
+/// Bytes a memo slot costs: a 16-byte fingerprint, the vectors' ids and a control byte.
+const MEMO_SLOT_BYTES: usize = 16 + 4 * MEMO_WAYS + 1;
+/// Domain tags that keep the fingerprints of ops, crashed-class counts and states apart.
+const OP_TAG: u64 = 1 << 62;
+const CLASS_TAG: u64 = 2 << 62;
+const STATE_TAG: u64 = 3 << 62;
+/// Estimated bytes an interned state or a cached transition costs beyond the state's own size.
+const STATE_OVERHEAD_BYTES: usize = 64;
+/// How far ahead the growth check looks for reads that cannot be satisfied.
+const GROWTH_LOOKAHEAD: usize = 512;
+/// Steps each unfinished partition gets in the first round; later rounds get four times more.
+const FIRST_ROUND_STEPS: u64 = 1 << 14;
+/// How many concurrent operations a failure lists.
+const MAX_CONCURRENT: usize = 200;
+
+const NONE: u32 = u32::MAX;
+const HEAD: usize = 0;
+
+/// What every partition's search shares: deadline, memory, and which partition failed first.
+struct Shared<'a> {
+    deadline: Option<Instant>,
+    memory_limit_bytes: usize,
+    memory_used_bytes: AtomicUsize,
+    cancel: &'a AtomicBool,
+    max_prefixes: usize,
+}
+
+enum Verdict {
+    Valid,
+    Invalid(Stuck),
+    Unknown(&'static str),
+    /// The step budget ran out; `run` may be called again to go on.
+    Paused,
+}
+
+struct PartResult {
+    verdict: Verdict,
+    configurations: u64,
+}
+
+/// A furthest point the search reached without being able to go on.
+#[derive(Clone)]
+struct StuckPrefix {
+    /// Index (in the partition) of the op whose return could not be passed.
+    blocked: usize,
+    state: u32,
+    /// Partition op indices, the last `PREFIX_TAIL` of the order.
+    order_tail: Vec<usize>,
+    elided: usize,
+}
+
+struct Stuck {
+    prefixes: Vec<StuckPrefix>,
+    states: Vec<Datum>,
+}
+
+pub(super) fn run(
+    history: &History,
+    compiled: &Compiled,
+    kind: ModelKind,
+    options: &Options,
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+) -> Outcome {
+    let shared = Shared {
+        deadline,
+        memory_limit_bytes: options.memory_limit_bytes,
+        memory_used_bytes: AtomicUsize::new(0),
+        cancel,
+        max_prefixes: options.max_prefixes.max(1),
+    };
+    let parts = &compiled.partitions;
+    let mut searches: Vec<Search> = parts
+        .iter()
+        .map(|p| Search::new(p, &compiled.initial, kind, &shared))
+        .collect();
+    let results = if searches.len() == 1 {
+        vec![searches[0].run(u64::MAX)]
+    } else {
+        run_rounds(&mut searches)
+    };
+    summarize(history, compiled, kind, options, results)
+}
+
+/// Runs many partitions in rounds of growing step budgets, so that an easy violation in any
+/// partition is found without first finishing every hard partition, while the partition that
+/// is reported depends only on step counts, never on thread timing.
+fn run_rounds(searches: &mut [Search]) -> Vec<PartResult> {
+    let mut results: Vec<Option<PartResult>> = (0..searches.len()).map(|_| None).collect();
+    let mut budget = FIRST_ROUND_STEPS;
+    loop {
+        let round: Vec<(usize, PartResult)> = searches
+            .par_iter_mut()
+            .enumerate()
+            .filter(|(i, _)| results[*i].is_none())
+            .filter_map(|(i, s)| {
+                let r = s.run(budget);
+                (!matches!(r.verdict, Verdict::Paused)).then_some((i, r))
+            })
+            .collect();
+        let invalid_found = round
+            .iter()
+            .any(|(_, r)| matches!(r.verdict, Verdict::Invalid(_)));
+        for (i, r) in round {
+            results[i] = Some(r);
+        }
+        let all_done = results.iter().all(Option::is_some);
+        if invalid_found || all_done {
+            break;
+        }
+        budget = budget.saturating_mul(4);
+    }
+    results
+        .into_iter()
+        .zip(searches.iter())
+        .map(|(r, s)| {
+            r.unwrap_or(PartResult {
+                verdict: Verdict::Unknown("cancelled"),
+                configurations: s.memo.len() as u64,
+            })
+        })
+        .collect()
+}
+
+fn summarize(
+    history: &History,
+    compiled: &Compiled,
+    kind: ModelKind,
+    options: &Options,
+    results: Vec<PartResult>,
+) -> Outcome {
+    let configurations = results.iter().map(|r| r.configurations).sum();
+    let mut outcome = Outcome {
+        valid: Validity::Valid,
+        cause: None,
+        model: kind.name().to_string(),
+        semantics: options.semantics.clone(),
+        ops: compiled.op_count(),
+        crashed_ops: compiled.crashed_count(),
+        partitions: compiled.partitions.len(),
+        configurations,
+        failure: None,
+    };
+    // The lowest-numbered invalid partition decides, so the explanation is deterministic.
+    for (i, r) in results.into_iter().enumerate() {
+        match r.verdict {
+            Verdict::Invalid(stuck) => {
+                outcome.valid = Validity::Invalid;
+                outcome.cause = None;
+                let part = &compiled.partitions[i];
+                outcome.failure = Some(explain(history, part, kind, &compiled.initial, stuck));
+                return outcome;
+            }
+            Verdict::Unknown(cause) if outcome.valid == Validity::Valid => {
+                outcome.valid = Validity::Unknown;
+                outcome.cause = Some(cause.to_string());
+            }
+            _ => {}
+        }
+    }
+    outcome
+}
+
+fn explain(
+    history: &History,
+    part: &Partition,
+    kind: ModelKind,
+    initial: &Datum,
+    stuck: Stuck,
+) -> Failure {
+    let first = &stuck.prefixes[0];
+    let failing = &part.ops[first.blocked];
+    let concurrent = part
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|&(j, o)| j != first.blocked && overlaps(o, failing))
+        .take(MAX_CONCURRENT)
+        .map(|(_, o)| OpSummary::from_history(history, o.invoke))
+        .collect();
+    let prefixes = stuck
+        .prefixes
+        .iter()
+        .map(|p| {
+            let state = &stuck.states[p.state as usize];
+            let blocked = &part.ops[p.blocked].input;
+            let reason = match model::step(state, blocked, initial) {
+                None => model::why_not(kind, state, blocked),
+                Some(_) => format!(
+                    "{} could go next, but every order that follows is already known to fail",
+                    model::describe(blocked)
+                ),
+            };
+            Prefix {
+                order: p.order_tail.iter().map(|&j| part.ops[j].invoke).collect(),
+                elided: p.elided,
+                state: state.to_string(),
+                reason,
+            }
+        })
+        .collect();
+    Failure {
+        key: part.key.as_ref().map(Datum::to_json),
+        op: OpSummary::from_history(history, failing.invoke),
+        concurrent,
+        prefixes,
+    }
+}
+
+fn overlaps(a: &Operation, b: &Operation) -> bool {
+    let a_end = a.ret.unwrap_or(usize::MAX);
+    let b_end = b.ret.unwrap_or(usize::MAX);
+    a.invoke < b_end && b.invoke < a_end
+}
+
+/// A pseudo-random 128-bit value for `x`: two SplitMix64 finalizers with different seeds.
+/// Configurations are remembered by the XOR of these over their parts (Zobrist hashing), so
+/// a move updates the fingerprint in constant time and a memo entry is 16 bytes whatever the
+/// history's length. Distinct configurations share a fingerprint with probability 2^-128 per
+/// pair: below 10^-20 for a check that visits a billion configurations.
+fn zobrist(x: u64) -> u128 {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    (mix(x) as u128) << 64 | mix(x ^ 0x5851_f42d_4c95_7f2d) as u128
+}
+
+/// The fingerprint part of crashed class `class` having used `count` members; zero for none,
+/// so classes never used cost nothing.
+fn class_print(class: usize, count: u32) -> u128 {
+    if count == 0 {
+        0
+    } else {
+        zobrist(CLASS_TAG | (class as u64) << 32 | count as u64)
+    }
+}
+
+/// A node of the event list: the call or the return of a completed op.
+#[derive(Clone, Copy)]
+struct Node {
+    prev: u32,
+    next: u32,
+    /// Index into `Search::completed`.
+    op: u32,
+    is_call: bool,
+    /// History index of the event, for availability of crashed ops.
+    pos: usize,
+}
+
+/// Crashed ops with identical inputs, in invocation order.
+struct Class {
+    input: u32,
+    /// (history invoke index, partition op index), sorted.
+    members: Vec<(usize, usize)>,
+}
+
+#[derive(Clone, Copy)]
+enum Choice {
+    /// A completed op, linearized from this list node, the `rank`th candidate of its
+    /// configuration; the candidates after it are alternatives.
+    Node { node: usize, rank: usize },
+    /// A read-only op linearized as soon as it was legal: without loss of generality, so
+    /// the configuration before it has no alternatives.
+    Forced(usize),
+    /// A member of a crashed class, tried while the first pending return was this node.
+    Crashed { class: usize, ret_node: usize },
+}
+
+struct Frame {
+    choice: Choice,
+    /// State before the choice.
+    state: u32,
+    /// Partition op index chosen.
+    op: usize,
+}
+
+/// Where a paused search stands.
+#[derive(Clone, Copy)]
+enum Cursor {
+    /// At a configuration not yet looked at: forced reads come first.
+    Fresh,
+    /// Trying the state-changing candidates (in `cands`, ordered by return) from `rank` on;
+    /// the first pending return sits at history position `bound`.
+    List { rank: usize, bound: usize },
+    /// Trying crashed classes from `from`, below the pending return `ret_node`.
+    Crashed { ret_node: usize, from: usize },
+    /// The configuration is exhausted: backtrack.
+    Backtrack,
+}
+
+struct Search<'a> {
+    part: &'a Partition,
+    kind: ModelKind,
+    initial: &'a Datum,
+    shared: &'a Shared<'a>,
+    /// Partition op indices of completed ops, in invocation order.
+    completed: Vec<usize>,
+    /// Interned input per completed op.
+    completed_input: Vec<u32>,
+    read_only: Vec<bool>,
+    /// The current configuration's state-changing candidates: list nodes, by return position.
+    cands: Vec<usize>,
+    /// Completed ops grouped by input, each group sorted by return position.
+    groups: Vec<Vec<u32>>,
+    /// For each completed op: its place in its group.
+    group_rank: Vec<u32>,
+    /// For each group: no member before this place is unlinearized.
+    group_first: Vec<u32>,
+    nodes: Vec<Node>,
+    /// For each completed op, its call and return nodes.
+    call_node: Vec<usize>,
+    ret_node: Vec<usize>,
+    classes: Vec<Class>,
+    /// For each class, the classes it subsumes (see `model::subsumes`).
+    subsumed: Vec<Vec<usize>>,
+    /// Whether a class's step ignores the state (a blind write).
+    blind: Vec<bool>,
+    used: Vec<u32>,
+    lin: Vec<u64>,
+    /// Zobrist fingerprint of the linearized set.
+    print: u128,
+    /// Zobrist fingerprint of the crashed-class counts, and its interned id.
+    crash_print: u128,
+    used_id: u32,
+    /// Interned crashed-class count vectors (`used` at some point), flattened.
+    used_sets: Vec<u32>,
+    used_set_ids: FxHashMap<u128, u32>,
+    /// Cached answers to "is used set a at or below used set b everywhere".
+    below: FxHashMap<u64, bool>,
+    inputs: Vec<Input>,
+    states: Vec<Datum>,
+    state_ids: FxHashMap<Datum, u32>,
+    transitions: FxHashMap<u64, u32>,
+    /// Visited configurations: fingerprint of (linearized set, state) to the crashed-class
+    /// count vectors it was visited with (see `memoize`).
+    memo: FxHashMap<u128, [u32; MEMO_WAYS]>,
+    bytes: usize,
+    /// The memo's share of `bytes`.
+    memo_bytes: usize,
+    reported_bytes: usize,
+    steps: u64,
+    /// (position of the blocking return, ops linearized) of the furthest dead end so far.
+    best_progress: (usize, usize),
+    stuck: Vec<StuckPrefix>,
+    // The search's position, kept between budgeted runs.
+    remaining: usize,
+    state: u32,
+    stack: Vec<Frame>,
+    cursor: Cursor,
+    done: bool,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        part: &'a Partition,
+        initial: &'a Datum,
+        kind: ModelKind,
+        shared: &'a Shared<'a>,
+    ) -> Search<'a> {
+        let mut s = Search {
+            part,
+            kind,
+            initial,
+            shared,
+            completed: Vec::new(),
+            completed_input: Vec::new(),
+            read_only: Vec::new(),
+            cands: Vec::new(),
+            groups: Vec::new(),
+            group_rank: Vec::new(),
+            group_first: Vec::new(),
+            nodes: Vec::new(),
+            call_node: Vec::new(),
+            ret_node: Vec::new(),
+            classes: Vec::new(),
+            subsumed: Vec::new(),
+            blind: Vec::new(),
+            used: Vec::new(),
+            lin: Vec::new(),
+            print: 0,
+            crash_print: 0,
+            used_id: 0,
+            used_sets: Vec::new(),
+            used_set_ids: FxHashMap::default(),
+            below: FxHashMap::default(),
+            inputs: Vec::new(),
+            states: Vec::new(),
+            state_ids: FxHashMap::default(),
+            transitions: FxHashMap::default(),
+            memo: FxHashMap::default(),
+            bytes: 0,
+            memo_bytes: 0,
+            reported_bytes: 0,
+            steps: 0,
+            best_progress: (0, 0),
+            stuck: Vec::new(),
+            remaining: 0,
+            state: 0,
+            stack: Vec::new(),
+            cursor: Cursor::Fresh,
+            done: false,
+        };
+        s.build();
+        s
+    }
+
+    fn build(&mut self) {
+        let mut input_ids: FxHashMap<Input, u32> = FxHashMap::default();
+        let mut class_of: FxHashMap<u32, usize> = FxHashMap::default();
+        for (j, op) in self.part.ops.iter().enumerate() {
+            let id = *input_ids.entry(op.input.clone()).or_insert_with(|| {
+                self.inputs.push(op.input.clone());
+                (self.inputs.len() - 1) as u32
+            });
+            if op.crashed() {
+                let c = *class_of.entry(id).or_insert_with(|| {
+                    self.classes.push(Class {
+                        input: id,
+                        members: Vec::new(),
+                    });
+                    self.classes.len() - 1
+                });
+                self.classes[c].members.push((op.invoke, j));
+            } else {
+                self.completed.push(j);
+                self.completed_input.push(id);
+                self.read_only.push(op.input.is_read_only());
+            }
+        }
+        self.used = vec![0; self.classes.len()];
+        self.used_id = self.intern_used();
+        self.blind = self
+            .classes
+            .iter()
+            .map(|k| matches!(self.inputs[k.input as usize], Input::Write(_)))
+            .collect();
+        self.subsumed = self
+            .classes
+            .iter()
+            .map(|general| {
+                let g = &self.inputs[general.input as usize];
+                (0..self.classes.len())
+                    .filter(|&o| model::subsumes(g, &self.inputs[self.classes[o].input as usize]))
+                    .collect()
+            })
+            .collect();
+        self.lin = vec![0; self.completed.len().div_ceil(64)];
+        self.build_groups();
+        self.remaining = self.completed.len();
+        self.build_list();
+        let init = self.kind.init(self.initial);
+        self.state = self.intern(init);
+    }
+
+    fn build_groups(&mut self) {
+        self.groups = vec![Vec::new(); self.inputs.len()];
+        for (c, &input) in self.completed_input.iter().enumerate() {
+            self.groups[input as usize].push(c as u32);
+        }
+        let ret_of = |c: u32| self.part.ops[self.completed[c as usize]].ret;
+        for g in &mut self.groups {
+            g.sort_by_key(|&c| (ret_of(c), c));
+        }
+        self.group_rank = vec![0; self.completed.len()];
+        for g in &self.groups {
+            for (rank, &c) in g.iter().enumerate() {
+                self.group_rank[c as usize] = rank as u32;
+            }
+        }
+        self.group_first = vec![0; self.groups.len()];
+    }
+
+    fn is_lin(&self, c: usize) -> bool {
+        self.lin[c / 64] >> (c % 64) & 1 == 1
+    }
+
+    /// Whether an identical op that must return no later than `c` could go next instead.
+    /// Swapping two identical ops changes no state and breaks no real-time order, so only
+    /// the earliest-returning available one of a group needs trying.
+    fn dominated(&self, c: usize, bound: usize) -> bool {
+        let g = self.completed_input[c] as usize;
+        let group = &self.groups[g];
+        let rank = self.group_rank[c] as usize;
+        (self.group_first[g] as usize..rank).any(|k| {
+            let m = group[k] as usize;
+            !self.is_lin(m) && self.part.ops[self.completed[m]].invoke < bound
+        })
+    }
+
+    fn build_list(&mut self) {
+        let n = self.completed.len();
+        let mut events: Vec<(usize, u32, bool)> = Vec::with_capacity(2 * n);
+        for (c, &j) in self.completed.iter().enumerate() {
+            let op = &self.part.ops[j];
+            events.push((op.invoke, c as u32, true));
+            events.push((
+                op.ret.expect("completed ops have a return"),
+                c as u32,
+                false,
+            ));
+        }
+        events.sort_unstable_by_key(|e| e.0);
+        self.call_node = vec![0; n];
+        self.ret_node = vec![0; n];
+        self.nodes.push(Node {
+            prev: 0,
+            next: 0,
+            op: NONE,
+            is_call: false,
+            pos: usize::MAX,
+        });
+        for (pos, op, is_call) in events {
+            let id = self.nodes.len();
+            let prev = id - 1;
+            self.nodes[prev].next = id as u32;
+            self.nodes.push(Node {
+                prev: prev as u32,
+                next: HEAD as u32,
+                op,
+                is_call,
+                pos,
+            });
+            if is_call {
+                self.call_node[op as usize] = id;
+            } else {
+                self.ret_node[op as usize] = id;
+            }
+        }
+        let last = self.nodes.len() - 1;
+        self.nodes[HEAD].prev = last as u32;
+    }
+
+    fn intern(&mut self, d: Datum) -> u32 {
+        if let Some(&id) = self.state_ids.get(&d) {
+            return id;
+        }
+        let id = self.states.len() as u32;
+        self.bytes += 2 * d.approx_bytes() + STATE_OVERHEAD_BYTES;
+        self.states.push(d.clone());
+        self.state_ids.insert(d, id);
+        id
+    }
+
+    /// The state after `input` from `state`, cached; None if the model forbids it.
+    fn transition(&mut self, state: u32, input: u32) -> Option<u32> {
+        let k = (state as u64) << 32 | input as u64;
+        if let Some(&to) = self.transitions.get(&k) {
+            return (to != NONE).then_some(to);
+        }
+        let next = model::step(
+            &self.states[state as usize],
+            &self.inputs[input as usize],
+            self.initial,
+        );
+        let to = match next {
+            Some(d) => self.intern(d),
+            None => NONE,
+        };
+        self.bytes += STATE_OVERHEAD_BYTES / 2;
+        self.transitions.insert(k, to);
+        (to != NONE).then_some(to)
+    }
+
+    fn unlink(&mut self, node: usize) {
+        let Node { prev, next, .. } = self.nodes[node];
+        self.nodes[prev as usize].next = next;
+        self.nodes[next as usize].prev = prev;
+    }
+
+    fn relink(&mut self, node: usize) {
+        let Node { prev, next, .. } = self.nodes[node];
+        self.nodes[prev as usize].next = node as u32;
+        self.nodes[next as usize].prev = node as u32;
+    }
+
+    fn set_lin(&mut self, c: usize) {
+        self.lin[c / 64] |= 1 << (c % 64);
+        self.print ^= zobrist(OP_TAG | c as u64);
+        let g = self.completed_input[c] as usize;
+        if self.group_rank[c] == self.group_first[g] {
+            let group = &self.groups[g];
+            let mut first = self.group_first[g] as usize;
+            while first < group.len() && self.is_lin(group[first] as usize) {
+                first += 1;
+            }
+            self.group_first[g] = first as u32;
+        }
+    }
+
+    fn clear_lin(&mut self, c: usize) {
+        self.lin[c / 64] &= !(1 << (c % 64));
+        self.print ^= zobrist(OP_TAG | c as u64);
+        let g = self.completed_input[c] as usize;
+        self.group_first[g] = self.group_first[g].min(self.group_rank[c]);
+    }
+
+    /// Moves crashed class `class` from `from` used members to `to`.
+    fn set_used(&mut self, class: usize, to: u32) {
+        let from = self.used[class];
+        self.crash_print ^= class_print(class, from) ^ class_print(class, to);
+        self.used[class] = to;
+        self.used_id = self.intern_used();
+    }
+
+    /// The id of the current `used` vector, storing it the first time it is seen.
+    fn intern_used(&mut self) -> u32 {
+        if let Some(&id) = self.used_set_ids.get(&self.crash_print) {
+            return id;
+        }
+        let id = self.used_set_ids.len() as u32;
+        self.used_sets.extend_from_slice(&self.used);
+        self.bytes += self.used.len() * 4 + STATE_OVERHEAD_BYTES;
+        self.used_set_ids.insert(self.crash_print, id);
+        id
+    }
+
+    /// Whether used set `a` is at or below used set `b` in every class.
+    fn used_below(&mut self, a: u32, b: u32) -> bool {
+        if a == b {
+            return true;
+        }
+        let key = (a as u64) << 32 | b as u64;
+        if let Some(&answer) = self.below.get(&key) {
+            return answer;
+        }
+        let n = self.used.len();
+        let (a0, b0) = (a as usize * n, b as usize * n);
+        let answer = (0..n).all(|k| self.used_sets[a0 + k] <= self.used_sets[b0 + k]);
+        self.bytes += STATE_OVERHEAD_BYTES / 2;
+        self.below.insert(key, answer);
+        answer
+    }
+
+    /// Records the configuration (current `lin`, `used`, `state`); false if it need not be
+    /// explored. That is when the same linearized set and state were reached before with at
+    /// most these crashed ops used: that configuration can do everything this one can, and it
+    /// has failed or is being explored above us.
+    fn memoize(&mut self, state: u32) -> bool {
+        let key = self.print ^ zobrist(STATE_TAG | state as u64);
+        let current = self.used_id;
+        let ways = self.memo.get(&key).copied();
+        let Some(mut ways) = ways else {
+            let mut fresh = [NONE; MEMO_WAYS];
+            fresh[0] = current;
+            self.memo.insert(key, fresh);
+            return true;
+        };
+        if self.classes.is_empty() {
+            return false;
+        }
+        for way in ways.iter().take_while(|&&w| w != NONE) {
+            if self.used_below(*way, current) {
+                return false;
+            }
+        }
+        // Keep the smaller vectors: they prune more.
+        let slot = (0..MEMO_WAYS)
+            .find(|&i| ways[i] == NONE || self.used_below(current, ways[i]))
+            .unwrap_or(MEMO_WAYS - 1);
+        ways[slot] = current;
+        self.memo.insert(key, ways);
+        true
+    }
+
+    /// Counts the memo at its table's capacity, plus the larger table a resize would add,
+    /// so the limit holds at the peak of the next growth.
+    fn track_memo_bytes(&mut self) {
+        let capacity = self.memo.capacity();
+        let at_peak = if self.memo.len() * 8 >= capacity * 7 {
+            3
+        } else {
+            1
+        };
+        let memo_bytes = capacity * MEMO_SLOT_BYTES * at_peak;
+        self.bytes = self.bytes - self.memo_bytes + memo_bytes;
+        self.memo_bytes = memo_bytes;
+    }
+
+    /// Tells the shared budget how this search's memory changed (it shrinks when the memo's
+    /// growth headroom is no longer needed); returns the shared total.
+    fn report_bytes(&mut self) -> usize {
+        let used = &self.shared.memory_used_bytes;
+        let total = if self.bytes >= self.reported_bytes {
+            let grown = self.bytes - self.reported_bytes;
+            used.fetch_add(grown, Ordering::Relaxed) + grown
+        } else {
+            let shrunk = self.reported_bytes - self.bytes;
+            used.fetch_sub(shrunk, Ordering::Relaxed) - shrunk
+        };
+        self.reported_bytes = self.bytes;
+        total
+    }
+
+    /// Looks at the clock, the memory budget and the cancel flag. Some(cause) to stop.
+    fn poll(&mut self) -> Option<&'static str> {
+        let s = self.shared;
+        self.track_memo_bytes();
+        if self.report_bytes() > s.memory_limit_bytes {
+            return Some("memory-limit");
+        }
+        if s.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some("timeout");
+        }
+        if s.cancel.load(Ordering::Relaxed) {
+            return Some("cancelled");
+        }
+        None
+    }
+
+    /// Searches for at most `budget` more steps.
+    fn run(&mut self, budget: u64) -> PartResult {
+        let verdict = if self.done {
+            Verdict::Unknown("cancelled")
+        } else {
+            self.search(self.steps.saturating_add(budget))
+        };
+        if !matches!(verdict, Verdict::Paused) {
+            self.done = true;
+            self.track_memo_bytes();
+            self.report_bytes();
+        }
+        let configurations = self.memo.len() as u64;
+        let verdict = match verdict {
+            Verdict::Invalid(_) => Verdict::Invalid(Stuck {
+                prefixes: std::mem::take(&mut self.stuck),
+                states: std::mem::take(&mut self.states),
+            }),
+            other => other,
+        };
+        PartResult {
+            verdict,
+            configurations,
+        }
+    }
+
+    /// Linearizes completed op `c` from list node `node` if that leads somewhere new.
+    fn advance(&mut self, c: usize, next: u32, choice: Choice) -> bool {
+        self.set_lin(c);
+        if !self.memoize(next) {
+            self.clear_lin(c);
+            return false;
+        }
+        self.stack.push(Frame {
+            choice,
+            state: self.state,
+            op: self.completed[c],
+        });
+        self.unlink(self.call_node[c]);
+        self.unlink(self.ret_node[c]);
+        self.remaining -= 1;
+        self.state = next;
+        true
+    }
+
+    fn search(&mut self, step_limit: u64) -> Verdict {
+        loop {
+            if self.remaining == 0 {
+                return Verdict::Valid;
+            }
+            self.steps += 1;
+            if self.steps % POLL_STEPS == 0 {
+                if let Some(cause) = self.poll() {
+                    return Verdict::Unknown(cause);
+                }
+            }
+            if self.steps >= step_limit {
+                return Verdict::Paused;
+            }
+            self.cursor = match self.cursor {
+                Cursor::Fresh => self.take_forced_read(),
+                Cursor::List { rank, bound } => self.walk_list(rank, bound),
+                Cursor::Crashed { ret_node, from } => self.try_crashed(ret_node, from),
+                Cursor::Backtrack => match self.backtrack() {
+                    Some(c) => c,
+                    None => {
+                        return Verdict::Invalid(Stuck {
+                            prefixes: Vec::new(),
+                            states: Vec::new(),
+                        })
+                    }
+                },
+            };
+        }
+    }
+
+    /// At a new configuration, a legal read-only candidate goes first, with no alternative:
+    /// any linearization that places it later can place it here instead, because it changes
+    /// no state and everything that must precede it in real time is already linearized.
+    fn take_forced_read(&mut self) -> Cursor {
+        let mut entry = self.nodes[HEAD].next as usize;
+        while entry != HEAD && self.nodes[entry].is_call {
+            let node = self.nodes[entry];
+            let c = node.op as usize;
+            if self.read_only[c]
+                && self
+                    .transition(self.state, self.completed_input[c])
+                    .is_some()
+            {
+                let state = self.state;
+                return if self.advance(c, state, Choice::Forced(entry)) {
+                    Cursor::Fresh
+                } else {
+                    Cursor::Backtrack
+                };
+            }
+            entry = node.next as usize;
+        }
+        if let Some(dead_at) = self.unreachable_read() {
+            self.note_stuck(dead_at);
+            return Cursor::Backtrack;
+        }
+        Cursor::List {
+            rank: 0,
+            bound: self.collect_candidates(),
+        }
+    }
+
+    /// While every op that can still go first only grows the state (appends, adds), every
+    /// read must see an extension of the current state. Walks the list as far as that holds
+    /// (at most `GROWTH_LOOKAHEAD` nodes) and returns the return node of a read that no
+    /// order can satisfy: this configuration is dead.
+    fn unreachable_read(&self) -> Option<usize> {
+        let crashed_limit = self.first_non_growing_crashed();
+        let state = &self.states[self.state as usize];
+        let mut entry = self.nodes[HEAD].next as usize;
+        for _ in 0..GROWTH_LOOKAHEAD {
+            if entry == HEAD || self.nodes[entry].pos >= crashed_limit {
+                return None;
+            }
+            let node = self.nodes[entry];
+            let c = node.op as usize;
+            let input = &self.inputs[self.completed_input[c] as usize];
+            if node.is_call && !model::only_grows(input) {
+                return None;
+            }
+            if !node.is_call && self.read_only[c] && !model::reachable_by_growth(state, input) {
+                return Some(entry);
+            }
+            entry = node.next as usize;
+        }
+        None
+    }
+
+    /// The earliest invocation of an unused crashed op that does not only grow the state.
+    fn first_non_growing_crashed(&self) -> usize {
+        self.classes
+            .iter()
+            .zip(&self.used)
+            .filter(|(class, _)| !model::only_grows(&self.inputs[class.input as usize]))
+            .filter_map(|(class, &used)| class.members.get(used as usize).map(|m| m.0))
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Fills `cands` with the configuration's state-changing candidates, those that serve the
+    /// op that must return first (it, if it changes state; else those after which it is
+    /// legal) before the others, which keep list order. The order changes nothing about the
+    /// verdict, only how soon a valid history's linearization is found. Returns the history
+    /// position of the first pending return.
+    fn collect_candidates(&mut self) -> usize {
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        let mut entry = self.nodes[HEAD].next as usize;
+        while self.nodes[entry].is_call {
+            let node = self.nodes[entry];
+            if !self.read_only[node.op as usize] {
+                cands.push(entry);
+            }
+            entry = node.next as usize;
+        }
+        if entry != HEAD {
+            let urgent = self.nodes[entry].op as usize;
+            let mut serves: Vec<(bool, usize)> = Vec::with_capacity(cands.len());
+            for &n in &cands {
+                let c = self.nodes[n].op as usize;
+                serves.push((!self.serves(c, urgent), n));
+            }
+            serves.sort_by_key(|&(later, _)| later);
+            cands.clear();
+            cands.extend(serves.into_iter().map(|(_, n)| n));
+        }
+        self.cands = cands;
+        self.nodes[entry].pos
+    }
+
+    /// Whether linearizing `c` now helps the op `urgent` that must return first.
+    fn serves(&mut self, c: usize, urgent: usize) -> bool {
+        if c == urgent {
+            return true;
+        }
+        if !self.read_only[urgent] {
+            return false;
+        }
+        match self.transition(self.state, self.completed_input[c]) {
+            Some(next) => self
+                .transition(next, self.completed_input[urgent])
+                .is_some(),
+            None => false,
+        }
+    }
+
+    /// Tries the state-changing candidates from `rank` on. Read-only candidates are not among
+    /// them: at a configuration without a forced read they are all illegal.
+    fn walk_list(&mut self, rank: usize, bound: usize) -> Cursor {
+        for k in rank..self.cands.len() {
+            let node = self.cands[k];
+            let c = self.nodes[node].op as usize;
+            if self.dominated(c, bound) {
+                continue;
+            }
+            if let Some(next) = self.transition(self.state, self.completed_input[c]) {
+                if self.absorbs_crashed(c, next) {
+                    continue;
+                }
+                if self.advance(c, next, Choice::Node { node, rank: k }) {
+                    return Cursor::Fresh;
+                }
+            }
+        }
+        let mut entry = self.nodes[HEAD].next as usize;
+        while self.nodes[entry].is_call {
+            entry = self.nodes[entry].next as usize;
+        }
+        // The first pending return: no completed op can go next past it.
+        Cursor::Crashed {
+            ret_node: entry,
+            from: 0,
+        }
+    }
+
+    /// Whether another available crashed class reaches `next` too and is subsumed by
+    /// `class`: using that one and keeping `class` for later covers every order this one
+    /// would try.
+    fn more_specific_available(&mut self, class: usize, next: u32, bound: usize) -> bool {
+        for k in 0..self.subsumed[class].len() {
+            let other = self.subsumed[class][k];
+            let Some(&(invoke, _)) = self.classes[other].members.get(self.used[other] as usize) else {
+                continue;
+            };
+            if invoke < bound && self.transition(self.state, self.classes[other].input) == Some(next) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether the last move was a crashed op that completed op `c`, reaching `next`, makes
+    /// pointless: `c` reaches `next` without it too, so the order without the crashed op
+    /// (which may never happen) covers this one.
+    fn absorbs_crashed(&mut self, c: usize, next: u32) -> bool {
+        match self.stack.last() {
+            Some(&Frame {
+                choice: Choice::Crashed { .. },
+                state: before,
+                ..
+            }) => self.transition(before, self.completed_input[c]) == Some(next),
+            _ => false,
+        }
+    }
+
+    /// Tries crashed classes from `from` on, in order: the first that is available (invoked
+    /// before the pending return), legal and leads somewhere new.
+    fn try_crashed(&mut self, ret_node: usize, from: usize) -> Cursor {
+        let bound = self.nodes[ret_node].pos;
+        // After a crashed op, a blind write would overwrite it: the order without the first
+        // (which may never happen) covers that one.
+        let chained = matches!(self.stack.last(), Some(Frame { choice: Choice::Crashed { .. }, .. }));
+        for class in from..self.classes.len() {
+            if chained && self.blind[class] {
+                continue;
+            }
+            let used = self.used[class] as usize;
+            let Some(&(invoke, member)) = self.classes[class].members.get(used) else {
+                continue;
+            };
+            if invoke >= bound {
+                continue;
+            }
+            let Some(next) = self.transition(self.state, self.classes[class].input) else {
+                continue;
+            };
+            // A crashed op that changes nothing is never needed: it may as well never happen.
+            if next == self.state || self.more_specific_available(class, next, bound) {
+                continue;
+            }
+            self.set_used(class, used as u32 + 1);
+            if self.memoize(next) {
+                self.stack.push(Frame {
+                    choice: Choice::Crashed { class, ret_node },
+                    state: self.state,
+                    op: member,
+                });
+                self.state = next;
+                return Cursor::Fresh;
+            }
+            self.set_used(class, used as u32);
+        }
+        self.note_stuck(ret_node);
+        Cursor::Backtrack
+    }
+
+    /// Undoes the last choice; where to go on from, or None when nothing is left.
+    fn backtrack(&mut self) -> Option<Cursor> {
+        let frame = self.stack.pop()?;
+        self.state = frame.state;
+        Some(match frame.choice {
+            Choice::Node { node, .. } | Choice::Forced(node) => {
+                let c = self.nodes[node].op as usize;
+                self.relink(self.ret_node[c]);
+                self.relink(self.call_node[c]);
+                self.clear_lin(c);
+                self.remaining += 1;
+                match frame.choice {
+                    Choice::Node { rank, .. } => Cursor::List {
+                        rank: rank + 1,
+                        bound: self.collect_candidates(),
+                    },
+                    _ => Cursor::Backtrack,
+                }
+            }
+            Choice::Crashed { class, ret_node } => {
+                self.set_used(class, self.used[class] - 1);
+                Cursor::Crashed {
+                    ret_node,
+                    from: class + 1,
+                }
+            }
+        })
+    }
+
+    /// Keeps the furthest points where the search got stuck, for the explanation: those whose
+    /// blocking return comes latest in the history (as Knossos reports the event at which
+    /// every configuration dies), then the deepest.
+    fn note_stuck(&mut self, ret_node: usize) {
+        let progress = (self.nodes[ret_node].pos, self.completed.len() - self.remaining);
+        if progress < self.best_progress {
+            return;
+        }
+        if progress > self.best_progress {
+            self.best_progress = progress;
+            self.stuck.clear();
+        }
+        let blocked = self.completed[self.nodes[ret_node].op as usize];
+        let last = self.stack.last().map(|f| f.op);
+        let state = self.state;
+        let seen = self.stuck.iter().any(|p| {
+            p.blocked == blocked && p.state == state && p.order_tail.last().copied() == last
+        });
+        if seen || self.stuck.len() >= self.shared.max_prefixes {
+            return;
+        }
+        let tail_from = self.stack.len().saturating_sub(PREFIX_TAIL);
+        self.stuck.push(StuckPrefix {
+            blocked,
+            state,
+            order_tail: self.stack[tail_from..].iter().map(|f| f.op).collect(),
+            elided: tail_from,
+        });
+    }
+}

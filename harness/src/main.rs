@@ -1,0 +1,54 @@
+//! `faultline`: the controller and command line.
+//!
+//! Exit codes follow Jepsen's CLI so CI scripts can tell outcomes apart: 0 valid, 1 invalid,
+//! 2 unknown, 254 bad input or arguments, 255 internal error.
+
+mod check;
+mod exit;
+mod synth;
+
+use clap::{Parser, Subcommand};
+use exit::Exit;
+
+#[derive(Parser)]
+#[command(name = "faultline", version, about = "Jepsen-style correctness testing for distributed systems")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check recorded histories (Faultline JSON lines, JSON arrays, Jepsen EDN, Jepsen logs,
+    /// Porcupine kv logs) and print a verdict per file.
+    Check(check::CheckArgs),
+    /// Write a seeded, generated register history (JSON lines) to standard output.
+    Synth(synth::SynthArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => Exit::BadInput.code(),
+            };
+            std::process::exit(code);
+        }
+    };
+    let outcome = std::panic::catch_unwind(|| match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Synth(args) => synth::run(args),
+    });
+    let exit = match outcome {
+        Ok(Ok(exit)) => exit,
+        Ok(Err(e)) => {
+            eprintln!("faultline: {e:#}");
+            Exit::Internal
+        }
+        Err(_) => Exit::Internal,
+    };
+    std::process::exit(exit.code());
+}
