@@ -1,19 +1,19 @@
 //! Linearizability checker benchmarks: Porcupine's published data and synthetic histories.
 //!
-//! Inputs are parsed or generated outside the timed loop, so only `check` is measured. Each
-//! input's verdict is printed once before it is timed: a time is only comparable between runs
-//! whose verdicts agree (a search that gives up is fast for the wrong reason).
+//! Inputs are parsed or generated outside the timed loop, so only `check` is measured. The
+//! verdicts of each input's first run are printed, since times are only comparable between runs
+//! whose verdicts agree.
 //!
 //! Run with `cargo bench -p faultline-checkers --bench linearizable`. The Porcupine data lives in
 //! shared/ beside the repository; set FAULTLINE_HISTORIES to read it from elsewhere.
 
 use checkers::history::{parse, Format, History};
-use checkers::linearizable::{check, Options, Semantics};
+use checkers::linearizable::{check, Options, Outcome, Semantics, Validity};
 use checkers::model::ModelKind;
 use checkers::synth::{register_history, RegisterParams};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn histories_dir() -> PathBuf {
     match std::env::var_os("FAULTLINE_HISTORIES") {
@@ -53,47 +53,56 @@ fn options(format: Format) -> Options {
     Options::new(Semantics::for_format(format))
 }
 
-/// Checks once, untimed, and prints the verdict the timed runs will reproduce.
-fn announce(label: &str, h: &History, model: ModelKind) {
-    let started = std::time::Instant::now();
-    let o = check(h, model, &options(h.format)).expect("benchmark inputs fit their models");
-    eprintln!(
-        "{label}: {:?}{} ({} ops, {} crashed, {} configurations, {:.2?} once)",
-        o.valid,
-        o.cause.map(|c| format!(" ({c})")).unwrap_or_default(),
-        o.ops,
-        o.crashed_ops,
-        o.configurations,
-        started.elapsed()
-    );
+/// Times checking all of `histories` with `model`, and prints the verdicts of the first run: a
+/// time is only comparable between runs whose verdicts agree (a search that gives up is fast
+/// for the wrong reason). The first run is timed like the others, so no input is checked twice
+/// more than it must be (the slowest take tens of seconds).
+fn bench_check(c: &mut Criterion, name: &str, histories: &[History], model: ModelKind) {
+    let mut announced = false;
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                let outcomes: Vec<Outcome> = histories
+                    .iter()
+                    .map(|h| check(h, model, &options(h.format)).expect("inputs fit their models"))
+                    .collect();
+                let elapsed = started.elapsed();
+                total += elapsed;
+                if !announced {
+                    announced = true;
+                    eprintln!("{name}: {} in {elapsed:.2?}", summary(&outcomes));
+                }
+            }
+            total
+        })
+    });
+}
+
+fn summary(outcomes: &[Outcome]) -> String {
+    let count = |v| outcomes.iter().filter(|o| o.valid == v).count();
+    let causes: Vec<&str> = outcomes.iter().filter_map(|o| o.cause.as_deref()).collect();
+    format!(
+        "{} valid, {} invalid, {} unknown {causes:?}; {} ops ({} crashed), {} configurations",
+        count(Validity::Valid),
+        count(Validity::Invalid),
+        count(Validity::Unknown),
+        outcomes.iter().map(|o| o.ops).sum::<usize>(),
+        outcomes.iter().map(|o| o.crashed_ops).sum::<usize>(),
+        outcomes.iter().map(|o| o.configurations).sum::<u64>(),
+    )
 }
 
 fn porcupine(c: &mut Criterion) {
-    let etcd = etcd_histories();
-    let (invalid, total) = etcd.iter().fold((0, 0), |(bad, n), h| {
-        let o = check(h, ModelKind::CasRegister, &options(h.format)).unwrap();
-        let bad = bad + usize::from(o.valid == checkers::linearizable::Validity::Invalid);
-        (bad, n + 1)
-    });
-    eprintln!("porcupine etcd: {total} histories, {invalid} not linearizable");
-    c.bench_function("porcupine/etcd_all", |b| {
-        b.iter(|| {
-            for h in &etcd {
-                let o = check(h, ModelKind::CasRegister, &options(h.format)).unwrap();
-                std::hint::black_box(o.valid);
-            }
-        })
-    });
-
+    bench_check(
+        c,
+        "porcupine/etcd_all",
+        &etcd_histories(),
+        ModelKind::CasRegister,
+    );
     let kv = read_history(&histories_dir().join("porcupine/kv/c50-ok.txt"));
-    announce("porcupine kv c50-ok", &kv, ModelKind::Kv);
-    c.bench_function("porcupine/kv_c50_ok", |b| {
-        b.iter(|| {
-            check(&kv, ModelKind::Kv, &options(kv.format))
-                .unwrap()
-                .valid
-        })
-    });
+    bench_check(c, "porcupine/kv_c50_ok", &[kv], ModelKind::Kv);
 }
 
 /// 50,000 ops by 30 clients, 2% crashed, values 0..5: Jepsen's cas-register at scale.
@@ -106,20 +115,19 @@ fn synth_params(keys: usize) -> RegisterParams {
 }
 
 fn synthetic(c: &mut Criterion) {
-    for (name, keys, model) in [
-        ("synth/cas_register_50k_30c", 0, ModelKind::CasRegister),
-        ("synth/kv_10_keys_50k_30c", 10, ModelKind::Kv),
-    ] {
-        let h = register_history(&synth_params(keys)).history;
-        announce(name, &h, model);
-        c.bench_function(name, |b| {
-            b.iter(|| check(&h, model, &options(h.format)).unwrap().valid)
-        });
-    }
+    let register = register_history(&synth_params(0)).history;
+    bench_check(
+        c,
+        "synth/cas_register_50k_30c",
+        &[register],
+        ModelKind::CasRegister,
+    );
+    let kv = register_history(&synth_params(10)).history;
+    bench_check(c, "synth/kv_10_keys_50k_30c", &[kv], ModelKind::Kv);
 }
 
 fn config() -> Criterion {
-    // The slowest inputs take seconds: ten samples are enough to see a change.
+    // The slowest input takes tens of seconds: ten samples (criterion's least) will do.
     Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))

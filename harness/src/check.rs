@@ -130,7 +130,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         write_reports(dir, &args.files, &results)?;
     }
     print_results(&args, &results);
-    Ok(results.iter().fold(Exit::Valid, |acc, r| acc.worst(r.exit())))
+    Ok(results
+        .iter()
+        .fold(Exit::Valid, |acc, r| acc.worst(r.exit())))
 }
 
 fn check_file(args: &CheckArgs, model: ModelKind, path: &Path) -> FileResult {
@@ -229,7 +231,10 @@ fn text(name: &str, r: &FileResult, full: bool) -> String {
                 format!("{head}\n{}", outcome.explain(history))
             } else {
                 let detail = match (&outcome.failure, &outcome.cause) {
-                    (Some(f), _) => format!(": process {} {} {} cannot be linearized", f.op.process, f.op.f, f.op.value),
+                    (Some(f), _) => format!(
+                        ": process {} {} {} cannot be linearized",
+                        f.op.process, f.op.f, f.op.value
+                    ),
                     (None, Some(c)) => format!(": {c}"),
                     _ => String::new(),
                 };
@@ -277,10 +282,16 @@ fn summary(results: &[FileResult]) -> String {
 fn write_reports(dir: &Path, files: &[PathBuf], results: &[FileResult]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (i, (path, r)) in files.iter().zip(results).enumerate() {
-        let FileResult::Checked { history, outcome, .. } = r else {
+        let FileResult::Checked {
+            history, outcome, ..
+        } = r
+        else {
             continue;
         };
-        let stem = path.file_name().map_or_else(|| format!("history-{i}"), |s| s.to_string_lossy().into_owned());
+        let stem = path.file_name().map_or_else(
+            || format!("history-{i}"),
+            |s| s.to_string_lossy().into_owned(),
+        );
         let out = dir.join(format!("{stem}.html"));
         let page = linearizable::report::html(history, outcome, &path.display().to_string());
         std::fs::write(&out, page).with_context(|| format!("cannot write {}", out.display()))?;

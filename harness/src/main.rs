@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use exit::Exit;
 
 #[derive(Parser)]
-#[command(name = "faultline", version, about = "Jepsen-style correctness testing for distributed systems")]
+#[command(
+    name = "faultline",
+    version,
+    about = "Jepsen-style correctness testing for distributed systems"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

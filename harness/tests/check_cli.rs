@@ -20,7 +20,9 @@ fn repo(rel: &str) -> String {
 }
 
 fn shared(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/histories")
+        .join(rel);
     assert!(p.exists(), "missing test data: {}", p.display());
     p.display().to_string()
 }
@@ -37,14 +39,28 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn bundled_example_is_valid_and_exits_0() {
-    let o = faultline(&["check", "--model", "cas-register", &repo("examples/histories/cas-register.jsonl")]);
+    let o = faultline(&[
+        "check",
+        "--model",
+        "cas-register",
+        &repo("examples/histories/cas-register.jsonl"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains(": valid (cas-register"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(": valid (cas-register"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn stale_example_is_invalid_explained_and_exits_1() {
-    let o = faultline(&["check", "--model", "cas-register", &repo("examples/histories/cas-register-stale.jsonl")]);
+    let o = faultline(&[
+        "check",
+        "--model",
+        "cas-register",
+        &repo("examples/histories/cas-register-stale.jsonl"),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(out.contains("cannot be linearized"), "{out}");
@@ -67,12 +83,21 @@ fn several_files_print_a_line_each_a_summary_and_the_worst_code() {
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[0].contains("etcd_002.log: valid"), "{out}");
     assert!(lines[1].contains("etcd_000.log: INVALID"), "{out}");
-    assert_eq!(lines[2], "2 files: 1 valid, 1 invalid, 0 unknown, 0 bad input");
+    assert_eq!(
+        lines[2],
+        "2 files: 1 valid, 1 invalid, 0 unknown, 0 bad input"
+    );
 }
 
 #[test]
 fn json_output_has_the_documented_fields() {
-    let o = faultline(&["check", "--json", "--model", "cas-register", &shared("porcupine/jepsen/etcd_000.log")]);
+    let o = faultline(&[
+        "check",
+        "--json",
+        "--model",
+        "cas-register",
+        &shared("porcupine/jepsen/etcd_000.log"),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
     assert_eq!(v["checker"], "linearizable");
@@ -82,7 +107,10 @@ fn json_output_has_the_documented_fields() {
     assert!(v["file"].as_str().unwrap().ends_with("etcd_000.log"));
     assert!(v["failure"]["op"]["invoke_index"].is_u64());
     assert!(!v["failure"]["prefixes"].as_array().unwrap().is_empty());
-    assert!(v["explanation"].as_str().unwrap().contains("cannot be linearized"));
+    assert!(v["explanation"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be linearized"));
 }
 
 #[test]
@@ -106,7 +134,11 @@ fn bad_arguments_exit_254() {
     assert_eq!(o.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown model \"no-such-model\""));
     let o = faultline(&["check", &repo("examples/histories/cas-register.jsonl")]);
-    assert_eq!(o.status.code(), Some(254), "a missing --model is bad arguments");
+    assert_eq!(
+        o.status.code(),
+        Some(254),
+        "a missing --model is bad arguments"
+    );
     let o = faultline(&["check", "--model", "register", "/no/such/file.jsonl"]);
     assert_eq!(o.status.code(), Some(254));
 }
@@ -132,7 +164,14 @@ fn time_limit_gives_unknown_and_exit_2() {
         push(&mut text, "ok", p, "write", p as i64);
     }
     std::fs::write(&path, text).unwrap();
-    let o = faultline(&["check", "--model", "register", "--time-limit", "0.2", path.to_str().unwrap()]);
+    let o = faultline(&[
+        "check",
+        "--model",
+        "register",
+        "--time-limit",
+        "0.2",
+        path.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(stdout(&o).contains("unknown (timeout)"), "{}", stdout(&o));
 }
@@ -152,7 +191,10 @@ fn report_writes_a_self_contained_page() {
     let page = std::fs::read_to_string(dir.join("etcd_000.log.html")).expect("report written");
     assert!(page.contains("<svg"));
     for fetch in ["src=\"http", "href=\"http", "url(http", "@import", "<link"] {
-        assert!(!page.contains(fetch), "the page must not fetch anything: found {fetch}");
+        assert!(
+            !page.contains(fetch),
+            "the page must not fetch anything: found {fetch}"
+        );
     }
 }
 
@@ -163,18 +205,45 @@ fn semantics_flags_override_format_defaults() {
     let o = faultline(&["check", "--model", "cas-register", &file]);
     assert_eq!(o.status.code(), Some(0));
     // ... and a read of 0 before any write of 0 is not explained by an unset register.
-    let o = faultline(&["check", "--model", "cas-register", "--initial", "null", &shared("knossos/cas-register/bad/immediate-failure.edn")]);
+    let o = faultline(&[
+        "check",
+        "--model",
+        "cas-register",
+        "--initial",
+        "null",
+        &shared("knossos/cas-register/bad/immediate-failure.edn"),
+    ]);
     assert_eq!(o.status.code(), Some(1));
 }
 
 #[test]
 fn synth_is_deterministic_and_checkable() {
-    let args = ["synth", "--ops", "300", "--clients", "4", "--crash-rate", "0.05", "--seed", "11"];
+    let args = [
+        "synth",
+        "--ops",
+        "300",
+        "--clients",
+        "4",
+        "--crash-rate",
+        "0.05",
+        "--seed",
+        "11",
+    ];
     let a = faultline(&args);
     let b = faultline(&args);
     assert_eq!(a.status.code(), Some(0));
     assert_eq!(a.stdout, b.stdout, "same seed, same bytes");
-    let c = faultline(&["synth", "--ops", "300", "--clients", "4", "--crash-rate", "0.05", "--seed", "12"]);
+    let c = faultline(&[
+        "synth",
+        "--ops",
+        "300",
+        "--clients",
+        "4",
+        "--crash-rate",
+        "0.05",
+        "--seed",
+        "12",
+    ]);
     assert_ne!(a.stdout, c.stdout);
     let path = scratch("synth.jsonl");
     std::fs::write(&path, &a.stdout).unwrap();

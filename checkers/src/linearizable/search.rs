@@ -41,6 +41,10 @@ const FIRST_ROUND_STEPS: u64 = 1 << 14;
 const MAX_CONCURRENT: usize = 200;
 
 const NONE: u32 = u32::MAX;
+/// A transition not computed yet.
+const UNKNOWN: u32 = u32::MAX - 1;
+/// Most transitions kept in the dense table, so small models never hash a transition.
+const DENSE_TRANSITIONS: usize = 1 << 20;
 const HEAD: usize = 0;
 
 /// What every partition's search shares: deadline, memory, and which partition failed first.
@@ -341,6 +345,12 @@ struct Search<'a> {
     call_node: Vec<usize>,
     ret_node: Vec<usize>,
     classes: Vec<Class>,
+    /// Whether any input only grows the state, so the growth lookahead can prune.
+    growth: bool,
+    /// Transitions by `state * inputs.len() + input` for the first `dense_rows` states;
+    /// `UNKNOWN` where not computed yet. Later states use `transitions`.
+    dense: Vec<u32>,
+    dense_rows: usize,
     /// For each class, the classes it subsumes (see `model::subsumes`).
     subsumed: Vec<Vec<usize>>,
     /// Whether a class's step ignores the state (a blind write).
@@ -403,6 +413,9 @@ impl<'a> Search<'a> {
             call_node: Vec::new(),
             ret_node: Vec::new(),
             classes: Vec::new(),
+            growth: false,
+            dense: Vec::new(),
+            dense_rows: 0,
             subsumed: Vec::new(),
             blind: Vec::new(),
             used: Vec::new(),
@@ -459,6 +472,10 @@ impl<'a> Search<'a> {
         }
         self.used = vec![0; self.classes.len()];
         self.used_id = self.intern_used();
+        self.growth = self
+            .inputs
+            .iter()
+            .any(|i| matches!(i, Input::Append(_) | Input::Add(_)));
         self.blind = self
             .classes
             .iter()
@@ -566,6 +583,12 @@ impl<'a> Search<'a> {
         }
         let id = self.states.len() as u32;
         self.bytes += 2 * d.approx_bytes() + STATE_OVERHEAD_BYTES;
+        let width = self.inputs.len();
+        if self.dense_rows == id as usize && (id as usize + 1) * width <= DENSE_TRANSITIONS {
+            self.dense.resize((id as usize + 1) * width, UNKNOWN);
+            self.dense_rows += 1;
+            self.bytes += width * 4;
+        }
         self.states.push(d.clone());
         self.state_ids.insert(d, id);
         id
@@ -573,21 +596,35 @@ impl<'a> Search<'a> {
 
     /// The state after `input` from `state`, cached; None if the model forbids it.
     fn transition(&mut self, state: u32, input: u32) -> Option<u32> {
-        let k = (state as u64) << 32 | input as u64;
-        if let Some(&to) = self.transitions.get(&k) {
-            return (to != NONE).then_some(to);
-        }
-        let next = model::step(
-            &self.states[state as usize],
-            &self.inputs[input as usize],
-            self.initial,
-        );
-        let to = match next {
-            Some(d) => self.intern(d),
-            None => NONE,
+        let width = self.inputs.len();
+        let dense_at = (state as usize) * width + input as usize;
+        let cached = if (state as usize) < self.dense_rows {
+            self.dense[dense_at]
+        } else {
+            let k = (state as u64) << 32 | input as u64;
+            self.transitions.get(&k).copied().unwrap_or(UNKNOWN)
         };
-        self.bytes += STATE_OVERHEAD_BYTES / 2;
-        self.transitions.insert(k, to);
+        let to = if cached != UNKNOWN {
+            cached
+        } else {
+            let next = model::step(
+                &self.states[state as usize],
+                &self.inputs[input as usize],
+                self.initial,
+            );
+            let to = match next {
+                Some(d) => self.intern(d),
+                None => NONE,
+            };
+            if (state as usize) < self.dense_rows {
+                self.dense[dense_at] = to;
+            } else {
+                self.bytes += STATE_OVERHEAD_BYTES / 2;
+                self.transitions
+                    .insert((state as u64) << 32 | input as u64, to);
+            }
+            to
+        };
         (to != NONE).then_some(to)
     }
 
@@ -668,12 +705,14 @@ impl<'a> Search<'a> {
     fn memoize(&mut self, state: u32) -> bool {
         let key = self.print ^ zobrist(STATE_TAG | state as u64);
         let current = self.used_id;
-        let ways = self.memo.get(&key).copied();
-        let Some(mut ways) = ways else {
-            let mut fresh = [NONE; MEMO_WAYS];
-            fresh[0] = current;
-            self.memo.insert(key, fresh);
-            return true;
+        let mut ways = match self.memo.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let mut fresh = [NONE; MEMO_WAYS];
+                fresh[0] = current;
+                v.insert(fresh);
+                return true;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
         };
         if self.classes.is_empty() {
             return false;
@@ -788,7 +827,7 @@ impl<'a> Search<'a> {
                 return Verdict::Valid;
             }
             self.steps += 1;
-            if self.steps % POLL_STEPS == 0 {
+            if self.steps & (POLL_STEPS - 1) == 0 {
                 if let Some(cause) = self.poll() {
                     return Verdict::Unknown(cause);
                 }
@@ -835,7 +874,7 @@ impl<'a> Search<'a> {
             }
             entry = node.next as usize;
         }
-        if let Some(dead_at) = self.unreachable_read() {
+        if let Some(dead_at) = self.growth.then(|| self.unreachable_read()).flatten() {
             self.note_stuck(dead_at);
             return Cursor::Backtrack;
         }
@@ -899,15 +938,16 @@ impl<'a> Search<'a> {
             entry = node.next as usize;
         }
         if entry != HEAD {
+            // Stable partition: candidates that serve the urgent op first, in list order.
             let urgent = self.nodes[entry].op as usize;
-            let mut serves: Vec<(bool, usize)> = Vec::with_capacity(cands.len());
-            for &n in &cands {
-                let c = self.nodes[n].op as usize;
-                serves.push((!self.serves(c, urgent), n));
+            let mut front = 0;
+            for k in 0..cands.len() {
+                let c = self.nodes[cands[k]].op as usize;
+                if self.serves(c, urgent) {
+                    cands[front..=k].rotate_right(1);
+                    front += 1;
+                }
             }
-            serves.sort_by_key(|&(later, _)| later);
-            cands.clear();
-            cands.extend(serves.into_iter().map(|(_, n)| n));
         }
         self.cands = cands;
         self.nodes[entry].pos
@@ -964,10 +1004,13 @@ impl<'a> Search<'a> {
     fn more_specific_available(&mut self, class: usize, next: u32, bound: usize) -> bool {
         for k in 0..self.subsumed[class].len() {
             let other = self.subsumed[class][k];
-            let Some(&(invoke, _)) = self.classes[other].members.get(self.used[other] as usize) else {
+            let Some(&(invoke, _)) = self.classes[other].members.get(self.used[other] as usize)
+            else {
                 continue;
             };
-            if invoke < bound && self.transition(self.state, self.classes[other].input) == Some(next) {
+            if invoke < bound
+                && self.transition(self.state, self.classes[other].input) == Some(next)
+            {
                 return true;
             }
         }
@@ -994,7 +1037,13 @@ impl<'a> Search<'a> {
         let bound = self.nodes[ret_node].pos;
         // After a crashed op, a blind write would overwrite it: the order without the first
         // (which may never happen) covers that one.
-        let chained = matches!(self.stack.last(), Some(Frame { choice: Choice::Crashed { .. }, .. }));
+        let chained = matches!(
+            self.stack.last(),
+            Some(Frame {
+                choice: Choice::Crashed { .. },
+                ..
+            })
+        );
         for class in from..self.classes.len() {
             if chained && self.blind[class] {
                 continue;
@@ -1062,7 +1111,10 @@ impl<'a> Search<'a> {
     /// blocking return comes latest in the history (as Knossos reports the event at which
     /// every configuration dies), then the deepest.
     fn note_stuck(&mut self, ret_node: usize) {
-        let progress = (self.nodes[ret_node].pos, self.completed.len() - self.remaining);
+        let progress = (
+            self.nodes[ret_node].pos,
+            self.completed.len() - self.remaining,
+        );
         if progress < self.best_progress {
             return;
         }

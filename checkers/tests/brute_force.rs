@@ -1,0 +1,186 @@
+//! The search's pruning rules (forced reads, identical-op dominance, crashed-op classes and
+//! their dominance, growth lookahead, fingerprints) must never change a verdict. This test
+//! compares the checker with a brute-force reference that tries every order of every subset
+//! of crashed ops, on small random histories that are often invalid.
+
+use checkers::history::{jsonl, History, Value};
+use checkers::linearizable::{check, Options, Semantics, Validity};
+use checkers::model::ModelKind;
+use proptest::prelude::*;
+use serde_json::json;
+
+/// One generated op: (f, value written or read or [old, new], how it ends).
+#[derive(Clone, Debug)]
+struct GenOp {
+    f: &'static str,
+    value: Value,
+    end: End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    Ok,
+    Fail,
+    Crash,
+}
+
+fn gen_op() -> impl Strategy<Value = GenOp> {
+    let v = || prop_oneof![Just(Value::Null), (0..3i64).prop_map(Value::from)];
+    let f = prop_oneof![
+        v().prop_map(|v| ("read", v)),
+        (0..3i64).prop_map(|v| ("write", json!(v))),
+        ((0..3i64), (0..3i64)).prop_map(|(a, b)| ("cas", json!([a, b]))),
+    ];
+    let end = prop_oneof![6 => Just(End::Ok), 1 => Just(End::Fail), 2 => Just(End::Crash)];
+    (f, end).prop_map(|((f, value), end)| GenOp { f, value, end })
+}
+
+/// Interleaves the ops' invocations and completions by the given order of "slots": each op
+/// gets an invoke slot and, unless crashed, a later completion slot.
+fn build(ops: &[GenOp], order: &[u8]) -> History {
+    let mut events: Vec<(usize, bool)> = Vec::new();
+    let mut pending: Vec<usize> = Vec::new();
+    let mut next = 0;
+    for &o in order {
+        if o % 2 == 0 && next < ops.len() {
+            events.push((next, true));
+            pending.push(next);
+            next += 1;
+        } else if !pending.is_empty() {
+            let i = pending.remove(o as usize % pending.len());
+            events.push((i, false));
+        }
+    }
+    while next < ops.len() {
+        events.push((next, true));
+        pending.push(next);
+        next += 1;
+    }
+    for i in pending {
+        events.push((i, false));
+    }
+    let mut text = String::new();
+    for (n, (i, invoke)) in events.iter().enumerate() {
+        let op = &ops[*i];
+        let (t, v) = match (invoke, op.end) {
+            (true, _) if op.f == "read" => ("invoke", Value::Null),
+            (true, _) => ("invoke", op.value.clone()),
+            (false, End::Ok) => ("ok", op.value.clone()),
+            (false, End::Fail) => ("fail", op.value.clone()),
+            (false, End::Crash) => ("info", op.value.clone()),
+        };
+        let line = json!({"index": n, "time": n, "type": t, "process": i, "f": op.f, "value": v});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    jsonl::read("bf.jsonl", &text).expect("generated history is well formed")
+}
+
+/// An op as the reference sees it: interval in event positions (None: crashed, optional).
+struct RefOp {
+    invoke: usize,
+    ret: Option<usize>,
+    f: String,
+    value: Value,
+}
+
+fn ref_ops(h: &History) -> Vec<RefOp> {
+    let mut out = Vec::new();
+    for (i, op) in h.ops.iter().enumerate() {
+        if op.op_type != checkers::history::OpType::Invoke {
+            continue;
+        }
+        let c = h.partner[i].map(|c| &h.ops[c]);
+        match c.map(|c| c.op_type) {
+            Some(checkers::history::OpType::Fail) => continue,
+            Some(checkers::history::OpType::Ok) => out.push(RefOp {
+                invoke: i,
+                ret: h.partner[i],
+                f: op.f.clone(),
+                value: c.unwrap().value.clone(),
+            }),
+            _ if op.f == "read" => continue,
+            _ => out.push(RefOp {
+                invoke: i,
+                ret: None,
+                f: op.f.clone(),
+                value: op.value.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// Cas-register semantics with null as unset; None when illegal.
+fn ref_step(state: &Value, op: &RefOp) -> Option<Value> {
+    match op.f.as_str() {
+        "read" => (state == &op.value).then(|| state.clone()),
+        "write" => Some(op.value.clone()),
+        "cas" => {
+            let (old, new) = (&op.value[0], &op.value[1]);
+            match op.ret {
+                Some(_) => (state == old).then(|| new.clone()),
+                None => Some(if state == old {
+                    new.clone()
+                } else {
+                    state.clone()
+                }),
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// Tries every order: an op may go next if every completed op that returned before it was
+/// invoked is placed. Done when every completed op is placed; crashed ops are optional.
+fn ref_linearizable(ops: &[RefOp], placed: &mut Vec<bool>, state: &Value) -> bool {
+    if ops
+        .iter()
+        .zip(placed.iter())
+        .all(|(o, &p)| p || o.ret.is_none())
+    {
+        return true;
+    }
+    for i in 0..ops.len() {
+        if placed[i] {
+            continue;
+        }
+        let ready = ops
+            .iter()
+            .enumerate()
+            .all(|(j, o)| placed[j] || j == i || o.ret.is_none_or(|r| r > ops[i].invoke));
+        if !ready {
+            continue;
+        }
+        if let Some(next) = ref_step(state, &ops[i]) {
+            placed[i] = true;
+            let ok = ref_linearizable(ops, placed, &next);
+            placed[i] = false;
+            if ok {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn search_agrees_with_brute_force(
+        ops in proptest::collection::vec(gen_op(), 1..8),
+        order in proptest::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let h = build(&ops, &order);
+        let reference = ref_ops(&h);
+        let expected = ref_linearizable(&reference, &mut vec![false; reference.len()], &Value::Null);
+        let o = check(&h, ModelKind::CasRegister, &Options::new(Semantics::for_format(h.format))).unwrap();
+        let got = o.valid == Validity::Valid;
+        prop_assert_eq!(got, expected, "{}", jsonl::write(&h.ops));
+        if !got {
+            let f = o.failure.expect("an invalid verdict explains itself");
+            prop_assert!(f.op.completion_index.is_some(), "the blamed op completed");
+        }
+    }
+}
