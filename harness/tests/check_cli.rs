@@ -218,32 +218,24 @@ fn semantics_flags_override_format_defaults() {
 
 #[test]
 fn synth_is_deterministic_and_checkable() {
-    let args = [
-        "synth",
-        "--ops",
-        "300",
-        "--clients",
-        "4",
-        "--crash-rate",
-        "0.05",
-        "--seed",
-        "11",
-    ];
-    let a = faultline(&args);
-    let b = faultline(&args);
+    let synth = |seed: &str| {
+        faultline(&[
+            "synth",
+            "--ops",
+            "300",
+            "--clients",
+            "4",
+            "--crash-rate",
+            "0.05",
+            "--seed",
+            seed,
+        ])
+    };
+    let a = synth("11");
+    let b = synth("11");
     assert_eq!(a.status.code(), Some(0));
     assert_eq!(a.stdout, b.stdout, "same seed, same bytes");
-    let c = faultline(&[
-        "synth",
-        "--ops",
-        "300",
-        "--clients",
-        "4",
-        "--crash-rate",
-        "0.05",
-        "--seed",
-        "12",
-    ]);
+    let c = synth("12");
     assert_ne!(a.stdout, c.stdout);
     let path = scratch("synth.jsonl");
     std::fs::write(&path, &a.stdout).unwrap();
