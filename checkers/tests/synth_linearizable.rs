@@ -113,12 +113,6 @@ fn kv_benchmark_history_gets_its_verdicts() {
     benchmark_sized(10);
 }
 
-#[test]
-#[ignore = "the checker needs about 30 s in release for the linearizable history (the limit is 10 s)"]
-fn cas_register_benchmark_history_gets_its_verdicts() {
-    benchmark_sized(0);
-}
-
 /// Found by `planted_stale_reads_are_caught`. Dropping the failed cas ops, the history is
 /// w2 [1..6], w3 [3..4], cas 3->4 [7..12], read -> 2 [11..19], read -> null [15..16] (planted:
 /// w3 completed before it began), w2 [17..18]. The only op no order can place is the read of

@@ -365,8 +365,6 @@ struct Search<'a> {
     /// Interned crashed-class count vectors (`used` at some point), flattened.
     used_sets: Vec<u32>,
     used_set_ids: FxHashMap<u128, u32>,
-    /// Cached answers to "is used set a at or below used set b everywhere".
-    below: FxHashMap<u64, bool>,
     inputs: Vec<Input>,
     states: Vec<Datum>,
     state_ids: FxHashMap<Datum, u32>,
@@ -425,7 +423,6 @@ impl<'a> Search<'a> {
             used_id: 0,
             used_sets: Vec::new(),
             used_set_ids: FxHashMap::default(),
-            below: FxHashMap::default(),
             inputs: Vec::new(),
             states: Vec::new(),
             state_ids: FxHashMap::default(),
@@ -682,20 +679,14 @@ impl<'a> Search<'a> {
     }
 
     /// Whether used set `a` is at or below used set `b` in every class.
-    fn used_below(&mut self, a: u32, b: u32) -> bool {
+    fn used_below(&self, a: u32, b: u32) -> bool {
         if a == b {
             return true;
         }
-        let key = (a as u64) << 32 | b as u64;
-        if let Some(&answer) = self.below.get(&key) {
-            return answer;
-        }
         let n = self.used.len();
-        let (a0, b0) = (a as usize * n, b as usize * n);
-        let answer = (0..n).all(|k| self.used_sets[a0 + k] <= self.used_sets[b0 + k]);
-        self.bytes += STATE_OVERHEAD_BYTES / 2;
-        self.below.insert(key, answer);
-        answer
+        let sa = &self.used_sets[a as usize * n..(a as usize + 1) * n];
+        let sb = &self.used_sets[b as usize * n..(b as usize + 1) * n];
+        sa.iter().zip(sb).all(|(x, y)| x <= y)
     }
 
     /// Records the configuration (current `lin`, `used`, `state`); false if it need not be
@@ -715,6 +706,9 @@ impl<'a> Search<'a> {
             std::collections::hash_map::Entry::Occupied(o) => *o.get(),
         };
         if self.classes.is_empty() {
+            return false;
+        }
+        if ways.contains(&current) {
             return false;
         }
         for way in ways.iter().take_while(|&&w| w != NONE) {
