@@ -10,6 +10,7 @@
 //! cancels the rest. Every search is bounded in time and memory and answers "unknown" past them.
 
 mod compile;
+mod partitions;
 pub mod report;
 mod search;
 
@@ -307,7 +308,7 @@ pub fn check(history: &History, model: ModelKind, options: &Options) -> Result<O
     let deadline = options.time_limit.map(|t| started + t);
     let compiled = compile::compile(history, model, &options.semantics)?;
     let cancel = AtomicBool::new(false);
-    let result = search::run(history, &compiled, model, options, deadline, &cancel);
+    let result = partitions::run(history, &compiled, model, options, deadline, &cancel);
     cancel.store(true, Ordering::Relaxed);
     Ok(result)
 }

@@ -1,4 +1,4 @@
-//! The linearizability search over one partition, and the parallel driver over all of them.
+//! The linearizability search over one partition.
 //!
 //! Completed operations sit in a doubly linked list of call and return events in history
 //! order (Lowe's just-in-time linearization): a call before the first pending return may be
@@ -9,12 +9,9 @@
 //! in when they became available. Visited configurations are memoized by
 //! (first unlinearized op, linearized window, crashed-class counts, interned state).
 
-use super::compile::{Compiled, Operation, Partition};
-use super::{Failure, OpSummary, Options, Outcome, Prefix, Validity};
+use super::compile::Partition;
 use crate::datum::Datum;
-use crate::history::History;
 use crate::model::{self, Input, ModelKind};
-use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -35,10 +32,6 @@ const STATE_TAG: u64 = 3 << 62;
 const STATE_OVERHEAD_BYTES: usize = 64;
 /// How far ahead the growth check looks for reads that cannot be satisfied.
 const GROWTH_LOOKAHEAD: usize = 512;
-/// Steps each unfinished partition gets in the first round; later rounds get four times more.
-const FIRST_ROUND_STEPS: u64 = 1 << 14;
-/// How many concurrent operations a failure lists.
-const MAX_CONCURRENT: usize = 200;
 
 const NONE: u32 = u32::MAX;
 /// A transition not computed yet.
@@ -48,15 +41,15 @@ const DENSE_TRANSITIONS: usize = 1 << 20;
 const HEAD: usize = 0;
 
 /// What every partition's search shares: deadline, memory, and which partition failed first.
-struct Shared<'a> {
-    deadline: Option<Instant>,
-    memory_limit_bytes: usize,
-    memory_used_bytes: AtomicUsize,
-    cancel: &'a AtomicBool,
-    max_prefixes: usize,
+pub(super) struct Shared<'a> {
+    pub(super) deadline: Option<Instant>,
+    pub(super) memory_limit_bytes: usize,
+    pub(super) memory_used_bytes: AtomicUsize,
+    pub(super) cancel: &'a AtomicBool,
+    pub(super) max_prefixes: usize,
 }
 
-enum Verdict {
+pub(super) enum Verdict {
     Valid,
     Invalid(Stuck),
     Unknown(&'static str),
@@ -64,184 +57,25 @@ enum Verdict {
     Paused,
 }
 
-struct PartResult {
-    verdict: Verdict,
-    configurations: u64,
+pub(super) struct PartResult {
+    pub(super) verdict: Verdict,
+    pub(super) configurations: u64,
 }
 
 /// A furthest point the search reached without being able to go on.
 #[derive(Clone)]
-struct StuckPrefix {
+pub(super) struct StuckPrefix {
     /// Index (in the partition) of the op whose return could not be passed.
-    blocked: usize,
-    state: u32,
+    pub(super) blocked: usize,
+    pub(super) state: u32,
     /// Partition op indices, the last `PREFIX_TAIL` of the order.
-    order_tail: Vec<usize>,
-    elided: usize,
+    pub(super) order_tail: Vec<usize>,
+    pub(super) elided: usize,
 }
 
-struct Stuck {
-    prefixes: Vec<StuckPrefix>,
-    states: Vec<Datum>,
-}
-
-pub(super) fn run(
-    history: &History,
-    compiled: &Compiled,
-    kind: ModelKind,
-    options: &Options,
-    deadline: Option<Instant>,
-    cancel: &AtomicBool,
-) -> Outcome {
-    let shared = Shared {
-        deadline,
-        memory_limit_bytes: options.memory_limit_bytes,
-        memory_used_bytes: AtomicUsize::new(0),
-        cancel,
-        max_prefixes: options.max_prefixes.max(1),
-    };
-    let parts = &compiled.partitions;
-    let mut searches: Vec<Search> = parts
-        .iter()
-        .map(|p| Search::new(p, &compiled.initial, kind, &shared))
-        .collect();
-    let results = if searches.len() == 1 {
-        vec![searches[0].run(u64::MAX)]
-    } else {
-        run_rounds(&mut searches)
-    };
-    summarize(history, compiled, kind, options, results)
-}
-
-/// Runs many partitions in rounds of growing step budgets, so that an easy violation in any
-/// partition is found without first finishing every hard partition, while the partition that
-/// is reported depends only on step counts, never on thread timing.
-fn run_rounds(searches: &mut [Search]) -> Vec<PartResult> {
-    let mut results: Vec<Option<PartResult>> = (0..searches.len()).map(|_| None).collect();
-    let mut budget = FIRST_ROUND_STEPS;
-    loop {
-        let round: Vec<(usize, PartResult)> = searches
-            .par_iter_mut()
-            .enumerate()
-            .filter(|(i, _)| results[*i].is_none())
-            .filter_map(|(i, s)| {
-                let r = s.run(budget);
-                (!matches!(r.verdict, Verdict::Paused)).then_some((i, r))
-            })
-            .collect();
-        let invalid_found = round
-            .iter()
-            .any(|(_, r)| matches!(r.verdict, Verdict::Invalid(_)));
-        for (i, r) in round {
-            results[i] = Some(r);
-        }
-        let all_done = results.iter().all(Option::is_some);
-        if invalid_found || all_done {
-            break;
-        }
-        budget = budget.saturating_mul(4);
-    }
-    results
-        .into_iter()
-        .zip(searches.iter())
-        .map(|(r, s)| {
-            r.unwrap_or(PartResult {
-                verdict: Verdict::Unknown("cancelled"),
-                configurations: s.memo.len() as u64,
-            })
-        })
-        .collect()
-}
-
-fn summarize(
-    history: &History,
-    compiled: &Compiled,
-    kind: ModelKind,
-    options: &Options,
-    results: Vec<PartResult>,
-) -> Outcome {
-    let configurations = results.iter().map(|r| r.configurations).sum();
-    let mut outcome = Outcome {
-        valid: Validity::Valid,
-        cause: None,
-        model: kind.name().to_string(),
-        semantics: options.semantics.clone(),
-        ops: compiled.op_count(),
-        crashed_ops: compiled.crashed_count(),
-        partitions: compiled.partitions.len(),
-        configurations,
-        failure: None,
-    };
-    // The lowest-numbered invalid partition decides, so the explanation is deterministic.
-    for (i, r) in results.into_iter().enumerate() {
-        match r.verdict {
-            Verdict::Invalid(stuck) => {
-                outcome.valid = Validity::Invalid;
-                outcome.cause = None;
-                let part = &compiled.partitions[i];
-                outcome.failure = Some(explain(history, part, kind, &compiled.initial, stuck));
-                return outcome;
-            }
-            Verdict::Unknown(cause) if outcome.valid == Validity::Valid => {
-                outcome.valid = Validity::Unknown;
-                outcome.cause = Some(cause.to_string());
-            }
-            _ => {}
-        }
-    }
-    outcome
-}
-
-fn explain(
-    history: &History,
-    part: &Partition,
-    kind: ModelKind,
-    initial: &Datum,
-    stuck: Stuck,
-) -> Failure {
-    let first = &stuck.prefixes[0];
-    let failing = &part.ops[first.blocked];
-    let concurrent = part
-        .ops
-        .iter()
-        .enumerate()
-        .filter(|&(j, o)| j != first.blocked && overlaps(o, failing))
-        .take(MAX_CONCURRENT)
-        .map(|(_, o)| OpSummary::from_history(history, o.invoke))
-        .collect();
-    let prefixes = stuck
-        .prefixes
-        .iter()
-        .map(|p| {
-            let state = &stuck.states[p.state as usize];
-            let blocked = &part.ops[p.blocked].input;
-            let reason = match model::step(state, blocked, initial) {
-                None => model::why_not(kind, state, blocked),
-                Some(_) => format!(
-                    "{} could go next, but every order that follows is already known to fail",
-                    model::describe(blocked)
-                ),
-            };
-            Prefix {
-                order: p.order_tail.iter().map(|&j| part.ops[j].invoke).collect(),
-                elided: p.elided,
-                state: state.to_string(),
-                reason,
-            }
-        })
-        .collect();
-    Failure {
-        key: part.key.as_ref().map(Datum::to_json),
-        op: OpSummary::from_history(history, failing.invoke),
-        concurrent,
-        prefixes,
-    }
-}
-
-fn overlaps(a: &Operation, b: &Operation) -> bool {
-    let a_end = a.ret.unwrap_or(usize::MAX);
-    let b_end = b.ret.unwrap_or(usize::MAX);
-    a.invoke < b_end && b.invoke < a_end
+pub(super) struct Stuck {
+    pub(super) prefixes: Vec<StuckPrefix>,
+    pub(super) states: Vec<Datum>,
 }
 
 /// A pseudo-random 128-bit value for `x`: two SplitMix64 finalizers with different seeds.
@@ -322,7 +156,7 @@ enum Cursor {
     Backtrack,
 }
 
-struct Search<'a> {
+pub(super) struct Search<'a> {
     part: &'a Partition,
     kind: ModelKind,
     initial: &'a Datum,
@@ -389,7 +223,7 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(
+    pub(super) fn new(
         part: &'a Partition,
         initial: &'a Datum,
         kind: ModelKind,
@@ -770,8 +604,13 @@ impl<'a> Search<'a> {
         None
     }
 
+    /// Configurations visited so far.
+    pub(super) fn configurations(&self) -> u64 {
+        self.memo.len() as u64
+    }
+
     /// Searches for at most `budget` more steps.
-    fn run(&mut self, budget: u64) -> PartResult {
+    pub(super) fn run(&mut self, budget: u64) -> PartResult {
         let verdict = if self.done {
             Verdict::Unknown("cancelled")
         } else {
