@@ -206,6 +206,8 @@ pub(super) struct Search<'a> {
     /// Visited configurations: fingerprint of (linearized set, state) to the crashed-class
     /// count vectors it was visited with (see `memoize`).
     memo: FxHashMap<u128, [u32; MEMO_WAYS]>,
+    /// Configurations explored: memo insertions, counting each crashed-usage vector.
+    explored: u64,
     bytes: usize,
     /// The memo's share of `bytes`.
     memo_bytes: usize,
@@ -262,6 +264,7 @@ impl<'a> Search<'a> {
             state_ids: FxHashMap::default(),
             transitions: FxHashMap::default(),
             memo: FxHashMap::default(),
+            explored: 0,
             bytes: 0,
             memo_bytes: 0,
             reported_bytes: 0,
@@ -556,6 +559,7 @@ impl<'a> Search<'a> {
             .unwrap_or(MEMO_WAYS - 1);
         ways[slot] = current;
         self.memo.insert(key, ways);
+        self.explored += 1;
         true
     }
 
@@ -606,7 +610,7 @@ impl<'a> Search<'a> {
 
     /// Configurations visited so far.
     pub(super) fn configurations(&self) -> u64 {
-        self.memo.len() as u64
+        self.explored
     }
 
     /// Searches for at most `budget` more steps.
@@ -621,7 +625,7 @@ impl<'a> Search<'a> {
             self.track_memo_bytes();
             self.report_bytes();
         }
-        let configurations = self.memo.len() as u64;
+        let configurations = self.explored;
         let verdict = match verdict {
             Verdict::Invalid(_) => Verdict::Invalid(Stuck {
                 prefixes: std::mem::take(&mut self.stuck),
