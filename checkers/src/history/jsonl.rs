@@ -33,16 +33,16 @@ pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
         if trimmed.len() > MAX_LINE_BYTES {
             return Err(HistoryError::at(file, line, "line longer than 64 MiB"));
         }
-        let value: Value = serde_json::from_str(trimmed)
-            .map_err(|e| HistoryError::at(file, line, format!("not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
+        if !trimmed.starts_with('{') {
             return Err(HistoryError::at(
                 file,
                 line,
                 "expected a JSON object (an op map)",
             ));
-        };
-        ops.push(op_from_map(map, Strictness::Native, file, line)?);
+        }
+        let fields: Fields = serde_json::from_str(trimmed)
+            .map_err(|e| HistoryError::at(file, line, format!("not valid JSON: {e}")))?;
+        ops.push(op_from_fields(fields, Strictness::Native, file, line)?);
         lines.push(line);
     }
     History::new(file, Format::JsonLines, ops, lines)
@@ -50,13 +50,127 @@ pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
 
 /// Converts one op map to an [`Op`]. Keys are field names without a leading colon.
 pub fn op_from_map(
-    mut map: Map<String, Value>,
+    map: Map<String, Value>,
+    strictness: Strictness,
+    file: &str,
+    line: usize,
+) -> Result<Op, HistoryError> {
+    op_from_fields(Fields::from_map(map), strictness, file, line)
+}
+
+/// The fields of one op map as they came, before any is checked. Faultline's own lines
+/// deserialize straight into this (no map of owned keys); other readers go through a map.
+#[derive(Default)]
+pub struct Fields {
+    op_type: Option<Value>,
+    process: Option<Value>,
+    f: Option<Value>,
+    value: Option<Value>,
+    time: Option<Value>,
+    index: Option<Value>,
+    node: Option<Value>,
+    error: Option<Value>,
+    extra: Map<String, Value>,
+}
+
+impl Fields {
+    fn from_map(mut map: Map<String, Value>) -> Fields {
+        Fields {
+            op_type: map.remove("type"),
+            process: map.remove("process"),
+            f: map.remove("f"),
+            value: map.remove("value"),
+            time: map.remove("time"),
+            index: map.remove("index"),
+            node: map.remove("node"),
+            error: map.remove("error"),
+            extra: map,
+        }
+    }
+
+    fn slot(&mut self, key: &str) -> Option<&mut Option<Value>> {
+        Some(match key {
+            "type" => &mut self.op_type,
+            "process" => &mut self.process,
+            "f" => &mut self.f,
+            "value" => &mut self.value,
+            "time" => &mut self.time,
+            "index" => &mut self.index,
+            "node" => &mut self.node,
+            "error" => &mut self.error,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fields, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object (an op map)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = m.next_key::<Key<'de>>()? {
+            let name: &str = match &key {
+                Key::Borrowed(k) => k,
+                Key::Owned(k) => k,
+            };
+            match fields.slot(name) {
+                Some(slot) => *slot = Some(m.next_value()?),
+                None => {
+                    let v = m.next_value()?;
+                    fields.extra.insert(name.to_string(), v);
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_string()))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Checks and converts the fields of one op map to an [`Op`].
+fn op_from_fields(
+    mut map: Fields,
     strictness: Strictness,
     file: &str,
     line: usize,
 ) -> Result<Op, HistoryError> {
     let bad = |problem: String| HistoryError::at(file, line, problem);
-    let op_type = match map.remove("type") {
+    let op_type = match map.op_type.take() {
         Some(Value::String(s)) => OpType::parse(&s).ok_or_else(|| {
             bad(format!(
                 "unknown type {s:?}: expected invoke, ok, fail or info"
@@ -65,7 +179,7 @@ pub fn op_from_map(
         Some(other) => return Err(bad(format!("type must be a string, got {other}"))),
         None => return Err(bad("missing field \"type\"".into())),
     };
-    let process = match map.remove("process") {
+    let process = match map.process.take() {
         Some(Value::Number(n)) => match n.as_u64() {
             Some(p) => Process::Client(p),
             None => {
@@ -85,16 +199,16 @@ pub fn op_from_map(
         }
         None => return Err(bad("missing field \"process\"".into())),
     };
-    let value = map.remove("value").unwrap_or(Value::Null);
+    let value = map.value.take().unwrap_or(Value::Null);
     check_depth(&value, 0)
         .map_err(|_| bad(format!("value nested deeper than {MAX_DEPTH} levels")))?;
-    let f = match map.remove("f") {
+    let f = match map.f.take() {
         Some(Value::String(s)) => s,
         Some(other) => return Err(bad(format!("f must be a string, got {other}"))),
         None if strictness == Strictness::Foreign && looks_like_txn(&value) => "txn".to_string(),
         None => return Err(bad("missing field \"f\"".into())),
     };
-    let time = match map.remove("time") {
+    let time = match map.time.take() {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(
             n.as_u64()
@@ -102,7 +216,7 @@ pub fn op_from_map(
         ),
         Some(other) => return Err(bad(format!("time must be an integer (ns), got {other}"))),
     };
-    let index = match map.remove("index") {
+    let index = match map.index.take() {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(
             n.as_u64()
@@ -113,15 +227,15 @@ pub fn op_from_map(
     if strictness == Strictness::Foreign {
         // Foreign indices may start at 1 or have gaps; we renumber densely and keep theirs.
         if let Some(i) = index {
-            map.insert("source-index".to_string(), Value::from(i));
+            map.extra.insert("source-index".to_string(), Value::from(i));
         }
     }
-    let node = match map.remove("node") {
+    let node = match map.node.take() {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(other) => return Err(bad(format!("node must be a string, got {other}"))),
     };
-    let error = map.remove("error");
+    let error = map.error.take();
     Ok(Op {
         index: index.unwrap_or(0),
         time,
@@ -131,7 +245,7 @@ pub fn op_from_map(
         value,
         node,
         error,
-        extra: map,
+        extra: map.extra,
     })
 }
 
