@@ -3,12 +3,9 @@
 //! Exit codes follow Jepsen's CLI so CI scripts can tell outcomes apart: 0 valid, 1 invalid,
 //! 2 unknown, 254 bad input or arguments, 255 internal error.
 
-mod check;
-mod exit;
-mod synth;
-
 use clap::{Parser, Subcommand};
-use exit::Exit;
+use faultline::exit::Exit;
+use faultline::{check, synth};
 
 #[derive(Parser)]
 #[command(

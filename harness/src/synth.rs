@@ -4,6 +4,7 @@
 //! construction) or the same run with planted stale reads (invalid by construction).
 
 use crate::exit::Exit;
+use crate::store::HistoryWriter;
 use checkers::history::{edn, jsonl};
 use checkers::synth::{register_history, Mode, RegisterParams};
 use clap::{Args, ValueEnum};
@@ -36,6 +37,10 @@ pub struct SynthArgs {
     seed: u64,
     #[arg(long, value_enum, default_value_t = OutFormat::Jsonl)]
     format: OutFormat,
+    /// Write JSON lines to this file op by op, as a run records its history, instead of to
+    /// standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,6 +97,18 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
         seed: args.seed,
     };
     let synth = register_history(&params);
+    if let Some(path) = &args.output {
+        if !matches!(args.format, OutFormat::Jsonl) {
+            eprintln!("faultline synth: --output writes JSON lines only");
+            return Ok(Exit::BadInput);
+        }
+        let mut writer = HistoryWriter::create(path)?;
+        for op in &synth.history.ops {
+            writer.append(op)?;
+        }
+        writer.finish()?;
+        return Ok(Exit::Valid);
+    }
     let text = match args.format {
         OutFormat::Jsonl => jsonl::write(&synth.history.ops),
         OutFormat::Edn => edn::write(&synth.history.ops),

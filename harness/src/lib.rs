@@ -1,0 +1,7 @@
+//! The Faultline controller as a library: the `faultline` binary is a thin command line over
+//! these modules, and tests use them directly.
+
+pub mod check;
+pub mod exit;
+pub mod store;
+pub mod synth;
