@@ -538,6 +538,7 @@ impl<'a> Search<'a> {
                 let mut fresh = [NONE; MEMO_WAYS];
                 fresh[0] = current;
                 v.insert(fresh);
+                self.explored += 1;
                 return true;
             }
             std::collections::hash_map::Entry::Occupied(o) => *o.get(),

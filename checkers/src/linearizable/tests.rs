@@ -68,6 +68,8 @@ fn pending_write_at_end_may_explain_a_read() {
     ];
     let o = verdict(&rows, ModelKind::CasRegister);
     assert_eq!((o.valid, o.crashed_ops), (Validity::Valid, 1));
+    // The crashed write, then the read: two configurations at least.
+    assert!(o.configurations >= 2, "{}", o.configurations);
 }
 
 #[test]
