@@ -142,7 +142,10 @@ fn check_file(args: &CheckArgs, model: ModelKind, path: &Path) -> FileResult {
         Ok(b) => b,
         Err(e) => return FileResult::BadInput(format!("{name}: {e:#}")),
     };
-    let history = match history::parse(&name, &bytes, args.format) {
+    let parsed = history::parse(&name, &bytes, args.format);
+    // The text is not needed once parsed; large histories should not hold both.
+    drop(bytes);
+    let history = match parsed {
         Ok(h) => h,
         Err(e) => return FileResult::BadInput(e.to_string()),
     };
