@@ -3,5 +3,6 @@
 
 pub mod check;
 pub mod exit;
+pub mod generator;
 pub mod store;
 pub mod synth;
