@@ -4,5 +4,6 @@
 pub mod check;
 pub mod exit;
 pub mod generator;
+pub mod runner;
 pub mod store;
 pub mod synth;
