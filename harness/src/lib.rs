@@ -2,6 +2,7 @@
 //! these modules, and tests use them directly.
 
 pub mod check;
+pub mod control;
 pub mod exit;
 pub mod generator;
 pub mod runner;

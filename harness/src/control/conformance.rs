@@ -1,0 +1,113 @@
+//! The behaviour every [`Remote`] backend must show. Each backend's tests call [`run`] against
+//! a real node of that backend.
+
+use super::{Cmd, ControlError, Node, Remote, MAX_OUTPUT_BYTES};
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs every check; panics naming the first that fails.
+pub fn run(remote: &dyn Remote, node: &Node) {
+    exec_reports_streams_and_status(remote, node);
+    exec_passes_stdin_through(remote, node);
+    exec_reports_death_by_signal(remote, node);
+    exec_times_out(remote, node);
+    exec_bounds_output(remote, node);
+    files_round_trip(remote, node);
+    bad_paths_are_refused(remote, node);
+}
+
+fn exec_reports_streams_and_status(remote: &dyn Remote, node: &Node) {
+    let out = remote
+        .exec(node, &Cmd::new("echo out; echo err >&2; exit 3"))
+        .unwrap();
+    assert_eq!(out.status, Some(3));
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"err\n");
+    let ok = remote.exec(node, &Cmd::new("true")).unwrap();
+    assert!(ok.success());
+}
+
+fn exec_passes_stdin_through(remote: &dyn Remote, node: &Node) {
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let out = remote
+        .exec(node, &Cmd::new("cat").stdin(bytes.clone()))
+        .unwrap();
+    assert_eq!(out.stdout, bytes, "binary stdin comes back unchanged");
+}
+
+fn exec_reports_death_by_signal(remote: &dyn Remote, node: &Node) {
+    let out = remote.exec(node, &Cmd::new("kill -9 $$")).unwrap();
+    assert_eq!(out.status, None, "a signal is not an exit code");
+}
+
+fn exec_times_out(remote: &dyn Remote, node: &Node) {
+    let cmd = Cmd::new("sleep 30").timeout(Duration::from_millis(200));
+    match remote.exec(node, &cmd) {
+        Err(ControlError::Timeout { node: n, .. }) => assert_eq!(n, node.name),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+fn exec_bounds_output(remote: &dyn Remote, node: &Node) {
+    let out = remote
+        .exec(node, &Cmd::new("head -c 20000000 /dev/zero"))
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(
+        out.stdout.len(),
+        MAX_OUTPUT_BYTES,
+        "output beyond the cap is dropped"
+    );
+}
+
+fn files_round_trip(remote: &dyn Remote, node: &Node) {
+    let dir = std::env::temp_dir().join(format!(
+        "faultline-conformance-{}-{}",
+        std::process::id(),
+        node.name
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let blob: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let up = dir.join("up.bin");
+    std::fs::write(&up, &blob).unwrap();
+    remote
+        .upload(node, &up, Path::new("data/nested/blob.bin"))
+        .unwrap();
+    let size = remote
+        .exec(node, &Cmd::new("wc -c < data/nested/blob.bin"))
+        .unwrap();
+    assert_eq!(
+        size.stdout_text().trim(),
+        "1000000",
+        "exec sees uploaded files at the same path"
+    );
+    remote
+        .exec(node, &Cmd::new("printf made-here > data/made.txt"))
+        .unwrap();
+    let down = dir.join("down.txt");
+    remote
+        .download(node, Path::new("data/made.txt"), &down)
+        .unwrap();
+    assert_eq!(std::fs::read(&down).unwrap(), b"made-here");
+    let back = dir.join("back.bin");
+    remote
+        .download(node, Path::new("data/nested/blob.bin"), &back)
+        .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), blob);
+}
+
+fn bad_paths_are_refused(remote: &dyn Remote, node: &Node) {
+    let local = std::env::temp_dir().join("faultline-conformance-missing");
+    match remote.download(node, Path::new("no/such/file"), &local) {
+        Err(ControlError::File { node: n, .. }) => assert_eq!(n, node.name),
+        other => panic!("expected a file error naming the node, got {other:?}"),
+    }
+    for escape in ["../outside", "/etc/passwd"] {
+        assert!(
+            remote.download(node, Path::new(escape), &local).is_err(),
+            "{escape} must be refused"
+        );
+    }
+}
