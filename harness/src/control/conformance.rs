@@ -14,6 +14,34 @@ pub fn run(remote: &dyn Remote, node: &Node) {
     exec_bounds_output(remote, node);
     files_round_trip(remote, node);
     bad_paths_are_refused(remote, node);
+    daemons_pause_resume_and_die(remote, node);
+}
+
+/// Kill and pause, as nemeses use them: a daemon is stopped and continued as a group, and a
+/// killed one is gone.
+fn daemons_pause_resume_and_die(remote: &dyn Remote, node: &Node) {
+    use super::daemon::{self, Daemon, State};
+    let d = Daemon {
+        pidfile: "run/sleeper.pid".into(),
+        logfile: "log/sleeper.log".into(),
+    };
+    let pid = daemon::start(remote, node, "sleep 1000", &d).unwrap();
+    assert!(pid > 1);
+    assert_eq!(daemon::state(remote, node, &d).unwrap(), State::Running);
+    assert!(daemon::signal(remote, node, &d, "STOP").unwrap());
+    assert_eq!(daemon::state(remote, node, &d).unwrap(), State::Stopped);
+    assert!(daemon::signal(remote, node, &d, "CONT").unwrap());
+    assert_eq!(daemon::state(remote, node, &d).unwrap(), State::Running);
+    assert!(daemon::signal(remote, node, &d, "KILL").unwrap());
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        daemon::state(remote, node, &d).unwrap() == State::Gone
+    });
+    assert!(gone, "a killed daemon is gone within 2 s");
+    assert!(
+        !daemon::signal(remote, node, &d, "KILL").unwrap(),
+        "nothing left to signal"
+    );
 }
 
 fn exec_reports_streams_and_status(remote: &dyn Remote, node: &Node) {

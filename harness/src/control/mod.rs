@@ -6,6 +6,7 @@
 //! runner calls them from blocking tasks.
 
 pub mod conformance;
+pub mod daemon;
 pub mod local;
 
 use std::path::Path;
