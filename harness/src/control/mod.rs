@@ -7,6 +7,7 @@
 
 pub mod conformance;
 pub mod daemon;
+pub mod link_proxy;
 pub mod local;
 
 use std::path::Path;

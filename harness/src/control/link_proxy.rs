@@ -1,0 +1,255 @@
+//! A TCP proxy on one directed peer link (node a → node b), so that the local backend can
+//! cut, heal and slow links between processes on this host without root.
+//!
+//! Node a is configured to reach b through the proxy's address. Cutting the link aborts every
+//! connection through it and refuses new ones (closes them at once), which is what a
+//! partition looks like to a TCP peer; healing lets connections through again. A delay holds
+//! every chunk of bytes for that long in each direction. The proxy takes a bound listener, so
+//! tests and the harness can bind port 0.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Bytes moved per read; a chunk is the unit a delay applies to.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Most connections held open through one link at once; more are refused.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// Controls one link's proxy. Dropping it stops the proxy and every connection through it.
+pub struct LinkProxy {
+    addr: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    cut: AtomicBool,
+    delay_us: AtomicU64,
+    connections: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl LinkProxy {
+    /// Forwards connections accepted on `listener` to `target`. Must run inside tokio.
+    pub fn start(
+        listener: TcpListener,
+        target: std::net::SocketAddr,
+    ) -> std::io::Result<LinkProxy> {
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let accept = tokio::spawn(accept_loop(listener, target, shared.clone()));
+        Ok(LinkProxy {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// Where node a should connect to reach node b.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Partitions the link: live connections are aborted, new ones closed at once.
+    pub fn cut(&self) {
+        self.shared.cut.store(true, Ordering::SeqCst);
+        let mut conns = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for c in conns.drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn heal(&self) {
+        self.shared.cut.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.shared.cut.load(Ordering::SeqCst)
+    }
+
+    /// Holds every chunk this long, both ways; zero for none.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared
+            .delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Drop for LinkProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: std::net::SocketAddr, shared: Arc<Shared>) {
+    loop {
+        let Ok((inbound, _)) = listener.accept().await else {
+            continue;
+        };
+        // Check the cut under the lock `cut` drains with, so no connection slips past a cut.
+        let mut conns = shared.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.cut.load(Ordering::SeqCst) {
+            drop(inbound);
+            continue;
+        }
+        conns.retain(|c| !c.is_finished());
+        if conns.len() >= MAX_CONNECTIONS {
+            continue;
+        }
+        conns.push(tokio::spawn(forward(inbound, target, shared.clone())));
+    }
+}
+
+/// Copies both ways until either side closes; a failed connect to the target closes the
+/// inbound side, as a refused connection would.
+async fn forward(inbound: TcpStream, target: std::net::SocketAddr, shared: Arc<Shared>) {
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (in_read, in_write) = inbound.into_split();
+    let (out_read, out_write) = outbound.into_split();
+    let there = pump(in_read, out_write, shared.clone());
+    let back = pump(out_read, in_write, shared);
+    tokio::select! {
+        _ = there => {}
+        _ = back => {}
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    shared: Arc<Shared>,
+) {
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let delay_us = shared.delay_us.load(Ordering::Relaxed);
+        if delay_us > 0 {
+            tokio::time::sleep(Duration::from_micros(delay_us)).await;
+        }
+        if shared.cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// An echo server on port 0.
+    async fn echo_server() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// Sends `msg` and reads the echo; None if the link is down.
+    async fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
+        s.write_all(msg).await.ok()?;
+        let mut got = vec![0u8; msg.len()];
+        let read = tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut got)).await;
+        matches!(read, Ok(Ok(_))).then_some(got)
+    }
+
+    async fn proxy_to(target: std::net::SocketAddr) -> LinkProxy {
+        LinkProxy::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), target).unwrap()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn forwards_cuts_and_heals() {
+        rt().block_on(async {
+            let proxy = proxy_to(echo_server().await).await;
+            let mut before = TcpStream::connect(proxy.addr()).await.unwrap();
+            assert_eq!(
+                round_trip(&mut before, b"hello").await.as_deref(),
+                Some(&b"hello"[..])
+            );
+
+            proxy.cut();
+            assert!(proxy.is_cut());
+            assert_eq!(
+                round_trip(&mut before, b"lost").await,
+                None,
+                "live connections break"
+            );
+            let mut during = TcpStream::connect(proxy.addr()).await.unwrap();
+            assert_eq!(
+                round_trip(&mut during, b"x").await,
+                None,
+                "new ones are closed"
+            );
+
+            proxy.heal();
+            let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
+            assert_eq!(
+                round_trip(&mut after, b"again").await.as_deref(),
+                Some(&b"again"[..])
+            );
+        });
+    }
+
+    #[test]
+    fn delay_holds_each_direction() {
+        rt().block_on(async {
+            let proxy = proxy_to(echo_server().await).await;
+            proxy.set_delay(Duration::from_millis(50));
+            let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+            let started = Instant::now();
+            assert!(round_trip(&mut s, b"slow").await.is_some());
+            assert!(
+                started.elapsed() >= Duration::from_millis(100),
+                "50 ms there and 50 ms back"
+            );
+        });
+    }
+
+    #[test]
+    fn a_dead_target_looks_refused() {
+        rt().block_on(async {
+            let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let dead = unused.local_addr().unwrap();
+            drop(unused);
+            let proxy = proxy_to(dead).await;
+            let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+            assert_eq!(round_trip(&mut s, b"anyone").await, None);
+        });
+    }
+}
