@@ -5,6 +5,7 @@ pub mod check;
 pub mod control;
 pub mod exit;
 pub mod generator;
+pub mod partition;
 pub mod runner;
 pub mod store;
 pub mod synth;
