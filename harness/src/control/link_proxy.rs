@@ -150,12 +150,11 @@ async fn pump(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
-    use std::time::Instant;
 
     /// An echo server on port 0.
-    async fn echo_server() -> std::net::SocketAddr {
+    pub async fn echo_server() -> std::net::SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -174,23 +173,30 @@ mod tests {
     }
 
     /// Sends `msg` and reads the echo; None if the link is down.
-    async fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
+    pub async fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Option<Vec<u8>> {
         s.write_all(msg).await.ok()?;
         let mut got = vec![0u8; msg.len()];
         let read = tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut got)).await;
         matches!(read, Ok(Ok(_))).then_some(got)
     }
 
-    async fn proxy_to(target: std::net::SocketAddr) -> LinkProxy {
-        LinkProxy::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), target).unwrap()
-    }
-
-    fn rt() -> tokio::runtime::Runtime {
+    pub fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use std::time::Instant;
+
+    async fn proxy_to(target: std::net::SocketAddr) -> LinkProxy {
+        LinkProxy::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), target).unwrap()
     }
 
     #[test]
@@ -250,6 +256,108 @@ mod tests {
             let proxy = proxy_to(dead).await;
             let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
             assert_eq!(round_trip(&mut s, b"anyone").await, None);
+        });
+    }
+}
+
+/// Every directed peer link of a local cluster through its own proxy, so a [`Grudge`] can be
+/// applied to processes on this host.
+///
+/// TCP carries both directions on one connection, so a cut is symmetric at the connection
+/// level: if either node of a pair drops the other, both of their links are cut.
+///
+/// [`Grudge`]: crate::partition::Grudge
+pub struct LocalNet {
+    links: std::collections::BTreeMap<(String, String), LinkProxy>,
+}
+
+impl LocalNet {
+    /// Starts a proxy for every ordered pair of `nodes` (name, the address peers use to reach
+    /// it), each listening on `bind_ip`, port 0. Must run inside tokio.
+    pub async fn start(
+        nodes: &[(String, std::net::SocketAddr)],
+        bind_ip: &str,
+    ) -> std::io::Result<LocalNet> {
+        let mut links = std::collections::BTreeMap::new();
+        for (from, _) in nodes {
+            for (to, target) in nodes.iter().filter(|(to, _)| to != from) {
+                let listener = TcpListener::bind((bind_ip, 0)).await?;
+                links.insert(
+                    (from.clone(), to.clone()),
+                    LinkProxy::start(listener, *target)?,
+                );
+            }
+        }
+        Ok(LocalNet { links })
+    }
+
+    /// The address node `from` uses to reach node `to`.
+    pub fn peer_addr(&self, from: &str, to: &str) -> Option<std::net::SocketAddr> {
+        self.links
+            .get(&(from.to_string(), to.to_string()))
+            .map(LinkProxy::addr)
+    }
+
+    /// Heals everything, then cuts both links of every pair in which one node drops the other.
+    pub fn partition(&self, grudge: &crate::partition::Grudge) {
+        for ((from, to), link) in &self.links {
+            if crate::partition::connected(grudge, from, to) {
+                link.heal();
+            } else {
+                link.cut();
+            }
+        }
+    }
+
+    pub fn heal(&self) {
+        self.links.values().for_each(LinkProxy::heal);
+    }
+
+    /// Delays every link by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.links.values().for_each(|l| l.set_delay(delay));
+    }
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::partition::{connected, random_halves};
+    use checkers::rng::Rng;
+
+    #[test]
+    fn connectivity_follows_the_grudge_and_heals() {
+        rt().block_on(async {
+            let mut nodes = Vec::new();
+            for i in 1..=5 {
+                nodes.push((format!("n{i}"), echo_server().await));
+            }
+            let net = LocalNet::start(&nodes, "127.0.0.1").await.unwrap();
+            let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+            let grudge = random_halves(&names, &mut Rng::new(4));
+            net.partition(&grudge);
+            for a in &names {
+                for b in names.iter().filter(|b| *b != a) {
+                    let mut s = TcpStream::connect(net.peer_addr(a, b).unwrap())
+                        .await
+                        .unwrap();
+                    let through = round_trip(&mut s, b"ping").await.is_some();
+                    assert_eq!(through, connected(&grudge, a, b), "{a} -> {b}");
+                }
+            }
+            net.heal();
+            for a in &names {
+                for b in names.iter().filter(|b| *b != a) {
+                    let mut s = TcpStream::connect(net.peer_addr(a, b).unwrap())
+                        .await
+                        .unwrap();
+                    assert!(
+                        round_trip(&mut s, b"ping").await.is_some(),
+                        "{a} -> {b} after heal"
+                    );
+                }
+            }
         });
     }
 }
