@@ -133,9 +133,11 @@ struct Scheduler {
     start: Instant,
     rng: Rng,
     concurrency: u32,
-    /// Per worker: its current process id and the op in flight (f, value).
+    /// Every worker, sorted, as generators see them.
+    threads: Vec<Thread>,
+    /// Per worker: its current process id and the `f` of the op in flight.
     process: Vec<u64>,
-    in_flight: Vec<Option<(String, Value)>>,
+    in_flight: Vec<Option<String>>,
     busy: u32,
     index: u64,
     summary: RunSummary,
@@ -147,6 +149,7 @@ impl Scheduler {
             start: Instant::now(),
             rng: Rng::new(seed),
             concurrency,
+            threads: (0..concurrency).map(Thread::Client).collect(),
             process: (0..concurrency as u64).collect(),
             in_flight: vec![None; concurrency as usize],
             busy: 0,
@@ -165,8 +168,8 @@ impl Scheduler {
     }
 
     fn context(&self) -> Context {
-        let threads: Vec<Thread> = (0..self.concurrency).map(Thread::Client).collect();
-        let free = threads
+        let free = self
+            .threads
             .iter()
             .copied()
             .filter(|t| matches!(t, Thread::Client(w) if self.in_flight[*w as usize].is_none()))
@@ -174,7 +177,7 @@ impl Scheduler {
         Context {
             time_ns: self.now_ns(),
             free,
-            threads,
+            threads: self.threads.clone(),
         }
     }
 
@@ -222,7 +225,7 @@ impl Scheduler {
             inv.value.clone(),
             None,
         )?;
-        self.in_flight[worker as usize] = Some((inv.f.clone(), inv.value.clone()));
+        self.in_flight[worker as usize] = Some(inv.f.clone());
         self.busy += 1;
         self.summary.invocations += 1;
         jobs[worker as usize]
@@ -266,7 +269,7 @@ impl Scheduler {
         history: &mut HistoryWriter,
     ) -> anyhow::Result<()> {
         let w = done.worker as usize;
-        let Some((f, _)) = self.in_flight[w].take() else {
+        let Some(f) = self.in_flight[w].take() else {
             anyhow::bail!("worker {w} completed an op it was not running");
         };
         self.busy -= 1;

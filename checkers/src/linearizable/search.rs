@@ -147,9 +147,9 @@ struct Frame {
 enum Cursor {
     /// At a configuration not yet looked at: forced reads come first.
     Fresh,
-    /// Trying the state-changing candidates (in `cands`, ordered by return) from `rank` on;
-    /// the first pending return sits at history position `bound`.
-    List { rank: usize, bound: usize },
+    /// Trying the state-changing candidates (in `cands`) from `rank` on, below the first
+    /// pending return `ret_node`.
+    List { rank: usize, ret_node: usize },
     /// Trying crashed classes from `from`, below the pending return `ret_node`.
     Crashed { ret_node: usize, from: usize },
     /// The configuration is exhausted: backtrack.
@@ -675,7 +675,7 @@ impl<'a> Search<'a> {
             }
             self.cursor = match self.cursor {
                 Cursor::Fresh => self.take_forced_read(),
-                Cursor::List { rank, bound } => self.walk_list(rank, bound),
+                Cursor::List { rank, ret_node } => self.walk_list(rank, ret_node),
                 Cursor::Crashed { ret_node, from } => self.try_crashed(ret_node, from),
                 Cursor::Backtrack => match self.backtrack() {
                     Some(c) => c,
@@ -693,15 +693,18 @@ impl<'a> Search<'a> {
     /// At a new configuration, a legal read-only candidate goes first, with no alternative:
     /// any linearization that places it later can place it here instead, because it changes
     /// no state and everything that must precede it in real time is already linearized.
+    /// The same walk gathers the state-changing candidates, in case there is none.
     fn take_forced_read(&mut self) -> Cursor {
+        self.cands.clear();
         let mut entry = self.nodes[HEAD].next as usize;
-        while entry != HEAD && self.nodes[entry].is_call {
+        while self.nodes[entry].is_call {
             let node = self.nodes[entry];
             let c = node.op as usize;
-            if self.read_only[c]
-                && self
-                    .transition(self.state, self.completed_input[c])
-                    .is_some()
+            if !self.read_only[c] {
+                self.cands.push(entry);
+            } else if self
+                .transition(self.state, self.completed_input[c])
+                .is_some()
             {
                 let state = self.state;
                 return if self.advance(c, state, Choice::Forced(entry)) {
@@ -716,9 +719,10 @@ impl<'a> Search<'a> {
             self.note_stuck(dead_at);
             return Cursor::Backtrack;
         }
+        self.order_candidates(entry);
         Cursor::List {
             rank: 0,
-            bound: self.collect_candidates(),
+            ret_node: entry,
         }
     }
 
@@ -759,36 +763,40 @@ impl<'a> Search<'a> {
             .unwrap_or(usize::MAX)
     }
 
-    /// Fills `cands` with the configuration's state-changing candidates, those that serve the
-    /// op that must return first (it, if it changes state; else those after which it is
-    /// legal) before the others, which keep list order. The order changes nothing about the
-    /// verdict, only how soon a valid history's linearization is found. Returns the history
-    /// position of the first pending return.
+    /// Fills `cands` with the configuration's state-changing candidates, in the order
+    /// `order_candidates` gives; returns the first pending return's node.
     fn collect_candidates(&mut self) -> usize {
-        let mut cands = std::mem::take(&mut self.cands);
-        cands.clear();
+        self.cands.clear();
         let mut entry = self.nodes[HEAD].next as usize;
         while self.nodes[entry].is_call {
             let node = self.nodes[entry];
             if !self.read_only[node.op as usize] {
-                cands.push(entry);
+                self.cands.push(entry);
             }
             entry = node.next as usize;
         }
-        if entry != HEAD {
-            // Stable partition: candidates that serve the urgent op first, in list order.
-            let urgent = self.nodes[entry].op as usize;
-            let mut front = 0;
-            for k in 0..cands.len() {
-                let c = self.nodes[cands[k]].op as usize;
-                if self.serves(c, urgent) {
-                    cands[front..=k].rotate_right(1);
-                    front += 1;
-                }
+        self.order_candidates(entry);
+        entry
+    }
+
+    /// Puts the candidates that serve the op that must return first (at `ret_node`) before
+    /// the others, each group in list order. The order changes nothing about the verdict,
+    /// only how soon a valid history's linearization is found.
+    fn order_candidates(&mut self, ret_node: usize) {
+        if ret_node == HEAD {
+            return;
+        }
+        let urgent = self.nodes[ret_node].op as usize;
+        let mut cands = std::mem::take(&mut self.cands);
+        let mut front = 0;
+        for k in 0..cands.len() {
+            let c = self.nodes[cands[k]].op as usize;
+            if self.serves(c, urgent) {
+                cands[front..=k].rotate_right(1);
+                front += 1;
             }
         }
         self.cands = cands;
-        self.nodes[entry].pos
     }
 
     /// Whether linearizing `c` now helps the op `urgent` that must return first.
@@ -809,7 +817,8 @@ impl<'a> Search<'a> {
 
     /// Tries the state-changing candidates from `rank` on. Read-only candidates are not among
     /// them: at a configuration without a forced read they are all illegal.
-    fn walk_list(&mut self, rank: usize, bound: usize) -> Cursor {
+    fn walk_list(&mut self, rank: usize, ret_node: usize) -> Cursor {
+        let bound = self.nodes[ret_node].pos;
         for k in rank..self.cands.len() {
             let node = self.cands[k];
             let c = self.nodes[node].op as usize;
@@ -825,15 +834,8 @@ impl<'a> Search<'a> {
                 }
             }
         }
-        let mut entry = self.nodes[HEAD].next as usize;
-        while self.nodes[entry].is_call {
-            entry = self.nodes[entry].next as usize;
-        }
-        // The first pending return: no completed op can go next past it.
-        Cursor::Crashed {
-            ret_node: entry,
-            from: 0,
-        }
+        // No completed op can go next past the first pending return.
+        Cursor::Crashed { ret_node, from: 0 }
     }
 
     /// Whether another available crashed class reaches `next` too and is subsumed by
@@ -930,7 +932,7 @@ impl<'a> Search<'a> {
                 match frame.choice {
                     Choice::Node { rank, .. } => Cursor::List {
                         rank: rank + 1,
-                        bound: self.collect_candidates(),
+                        ret_node: self.collect_candidates(),
                     },
                     _ => Cursor::Backtrack,
                 }
