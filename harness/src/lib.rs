@@ -1,11 +1,17 @@
 //! The Faultline controller as a library: the `faultline` binary is a thin command line over
 //! these modules, and tests use them directly.
 
+pub mod analyze;
 pub mod check;
 pub mod control;
+pub mod db;
 pub mod exit;
 pub mod generator;
+pub mod nemesis;
 pub mod partition;
+pub mod runlog;
 pub mod runner;
 pub mod store;
 pub mod synth;
+pub mod test_run;
+pub mod workload;

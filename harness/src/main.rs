@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 use faultline::exit::Exit;
-use faultline::{check, synth};
+use faultline::{analyze, check, synth, test_run};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,10 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a seeded, generated register history (JSON lines) to standard output.
     Synth(synth::SynthArgs),
+    /// Deploy a system, drive a workload under faults, record and check the history.
+    Test(test_run::TestArgs),
+    /// Re-check a stored run (`store/latest`, or any run directory).
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() {
@@ -42,6 +46,8 @@ fn main() {
     let outcome = std::panic::catch_unwind(|| match cli.command {
         Command::Check(args) => check::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Test(args) => test_run::run(args),
+        Command::Analyze(args) => analyze::run(args),
     });
     let exit = match outcome {
         Ok(Ok(exit)) => exit,

@@ -11,24 +11,14 @@ use crate::generator::{Completion, Context, Gen, Invocation, Next, Thread};
 use crate::store::HistoryWriter;
 use checkers::history::{Op, OpType, Process, Value};
 use checkers::rng::Rng;
-use std::future::Future;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// What a client reports for one operation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
-    /// `Ok`, `Fail` or `Info`.
-    pub op_type: OpType,
-    pub value: Value,
-    pub error: Option<Value>,
-}
-
-/// A client of the system under test, one per worker.
-pub trait Client: Send + 'static {
-    fn invoke(&mut self, f: &str, value: &Value) -> impl Future<Output = Outcome> + Send;
-}
+pub use workloads::client::{Client, Outcome};
 
 /// How a run is driven.
 #[derive(Clone, Debug)]
@@ -53,15 +43,60 @@ struct Job {
 }
 
 struct Done {
-    worker: u32,
+    worker: Thread,
     outcome: Outcome,
+}
+
+/// Live counters for the progress line, updated as events are recorded.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub invocations: AtomicU64,
+    pub ok: AtomicU64,
+    pub fail: AtomicU64,
+    pub info: AtomicU64,
+    /// Faults now in effect, as the nemesis reports them.
+    pub faults: Mutex<BTreeSet<String>>,
+}
+
+/// What a run may have besides clients.
+pub struct Hooks<N> {
+    /// The worker for `Thread::Nemesis` ops, recorded as process `nemesis`.
+    pub nemesis: Option<N>,
+    /// Set to true to stop: no new operations start, those in flight finish (or time out).
+    pub stop: Option<watch::Receiver<bool>>,
+    pub live: Arc<Live>,
+    /// Time zero of the history's `time` field, shared by runs that append to one history.
+    pub epoch: Instant,
+    /// The nemesis's timeout per operation (restarting a cluster member can take a while).
+    pub nemesis_timeout: Duration,
+}
+
+impl<N> Hooks<N> {
+    pub fn new(nemesis: Option<N>) -> Hooks<N> {
+        Hooks {
+            nemesis,
+            stop: None,
+            live: Arc::default(),
+            epoch: Instant::now(),
+            nemesis_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A nemesis that never runs: the type of `Hooks::nemesis` for runs without one.
+pub struct NoNemesis;
+
+impl Client for NoNemesis {
+    async fn invoke(&mut self, _f: &str, value: &Value) -> Outcome {
+        Outcome::fail(value.clone(), "no nemesis")
+    }
 }
 
 /// Runs `gen` to exhaustion against clients made by `make_client(worker)`, appending every
 /// event to `history`. Must be called inside a tokio runtime.
 pub async fn run<C, M>(
     config: &RunConfig,
-    mut gen: Gen,
+    gen: Gen,
     make_client: M,
     history: &mut HistoryWriter,
 ) -> anyhow::Result<RunSummary>
@@ -69,34 +104,92 @@ where
     C: Client,
     M: Fn(u32) -> C,
 {
+    run_with(
+        config,
+        gen,
+        make_client,
+        Hooks::<NoNemesis>::new(None),
+        history,
+    )
+    .await
+}
+
+/// [`run`] with a nemesis, a stop signal and live counters. History indices continue from
+/// what `history` already holds.
+pub async fn run_with<C, M, N>(
+    config: &RunConfig,
+    mut gen: Gen,
+    make_client: M,
+    hooks: Hooks<N>,
+    history: &mut HistoryWriter,
+) -> anyhow::Result<RunSummary>
+where
+    C: Client,
+    M: Fn(u32) -> C,
+    N: Client,
+{
     assert!(config.concurrency > 0, "concurrency must be at least 1");
     let n = config.concurrency;
-    let (done_tx, mut done_rx) = mpsc::channel::<Done>(n as usize);
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(n as usize + 1);
     let mut jobs = Vec::with_capacity(n as usize);
     for worker in 0..n {
         let (tx, rx) = mpsc::channel::<Job>(1);
         jobs.push(tx);
         tokio::spawn(work(
-            worker,
+            Thread::Client(worker),
             make_client(worker),
             rx,
             done_tx.clone(),
             config.op_timeout,
         ));
     }
+    let nemesis_jobs = hooks.nemesis.map(|nemesis| {
+        let (tx, rx) = mpsc::channel::<Job>(1);
+        tokio::spawn(work(
+            Thread::Nemesis,
+            nemesis,
+            rx,
+            done_tx.clone(),
+            hooks.nemesis_timeout,
+        ));
+        tx
+    });
     drop(done_tx);
-    let mut sched = Scheduler::new(n, config.seed);
+    let mut stop = hooks.stop;
+    let mut sched = Scheduler::new(
+        n,
+        config.seed,
+        nemesis_jobs.is_some(),
+        hooks.live,
+        hooks.epoch,
+    );
+    sched.index = history.written();
     loop {
+        if stop.as_ref().is_some_and(|s| *s.borrow()) {
+            gen = Box::new(Drained);
+        }
         let ctx = sched.context();
         match gen.next(&ctx, &mut sched.rng) {
-            Next::Op(inv) => sched.dispatch(inv, &jobs, history).await?,
+            Next::Op(inv) => {
+                let to = match inv.thread {
+                    Thread::Client(w) => &jobs[w as usize],
+                    Thread::Nemesis => nemesis_jobs.as_ref().ok_or_else(|| {
+                        anyhow::anyhow!("a nemesis op, but this run has no nemesis")
+                    })?,
+                };
+                sched.dispatch(inv, to, history).await?
+            }
             Next::Pending { until_ns } => {
                 sched
-                    .wait(until_ns, &mut done_rx, &mut gen, history)
+                    .wait(until_ns, &mut done_rx, &mut gen, history, stop.as_mut())
                     .await?;
             }
             Next::Exhausted if sched.busy == 0 => break,
-            Next::Exhausted => sched.wait(None, &mut done_rx, &mut gen, history).await?,
+            Next::Exhausted => {
+                sched
+                    .wait(None, &mut done_rx, &mut gen, history, None)
+                    .await?
+            }
         }
         while let Ok(done) = done_rx.try_recv() {
             sched.complete(done, &mut gen, history)?;
@@ -105,9 +198,18 @@ where
     Ok(sched.summary)
 }
 
+/// What a stopped run's generator becomes: nothing more to start.
+struct Drained;
+
+impl crate::generator::Generator for Drained {
+    fn next(&mut self, _ctx: &Context, _rng: &mut Rng) -> Next {
+        Next::Exhausted
+    }
+}
+
 /// A worker: runs one job at a time with its client, under the timeout.
 async fn work<C: Client>(
-    worker: u32,
+    worker: Thread,
     mut client: C,
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::Sender<Done>,
@@ -135,23 +237,36 @@ struct Scheduler {
     concurrency: u32,
     /// Every worker, sorted, as generators see them.
     threads: Vec<Thread>,
-    /// Per worker: its current process id and the `f` of the op in flight.
+    /// Per client worker: its current process id and the `f` of the op in flight.
     process: Vec<u64>,
     in_flight: Vec<Option<String>>,
+    nemesis_in_flight: Option<String>,
     busy: u32,
     index: u64,
     summary: RunSummary,
+    live: Arc<Live>,
 }
 
 impl Scheduler {
-    fn new(concurrency: u32, seed: u64) -> Scheduler {
+    fn new(
+        concurrency: u32,
+        seed: u64,
+        nemesis: bool,
+        live: Arc<Live>,
+        start: Instant,
+    ) -> Scheduler {
+        let mut threads: Vec<Thread> = (0..concurrency).map(Thread::Client).collect();
+        if nemesis {
+            threads.push(Thread::Nemesis);
+        }
         Scheduler {
-            start: Instant::now(),
+            start,
             rng: Rng::new(seed),
             concurrency,
-            threads: (0..concurrency).map(Thread::Client).collect(),
+            threads,
             process: (0..concurrency as u64).collect(),
             in_flight: vec![None; concurrency as usize],
+            nemesis_in_flight: None,
             busy: 0,
             index: 0,
             summary: RunSummary {
@@ -160,6 +275,7 @@ impl Scheduler {
                 fail: 0,
                 info: 0,
             },
+            live,
         }
     }
 
@@ -167,12 +283,26 @@ impl Scheduler {
         self.start.elapsed().as_nanos() as u64
     }
 
+    fn slot(&mut self, thread: Thread) -> &mut Option<String> {
+        match thread {
+            Thread::Client(w) => &mut self.in_flight[w as usize],
+            Thread::Nemesis => &mut self.nemesis_in_flight,
+        }
+    }
+
+    fn is_free(&self, thread: Thread) -> bool {
+        match thread {
+            Thread::Client(w) => self.in_flight[w as usize].is_none(),
+            Thread::Nemesis => self.nemesis_in_flight.is_none(),
+        }
+    }
+
     fn context(&self) -> Context {
         let free = self
             .threads
             .iter()
             .copied()
-            .filter(|t| matches!(t, Thread::Client(w) if self.in_flight[*w as usize].is_none()))
+            .filter(|t| self.is_free(*t))
             .collect();
         Context {
             time_ns: self.now_ns(),
@@ -181,22 +311,23 @@ impl Scheduler {
         }
     }
 
+    fn process_of(&self, thread: Thread) -> Process {
+        match thread {
+            Thread::Client(w) => Process::Client(self.process[w as usize]),
+            Thread::Nemesis => Process::nemesis(),
+        }
+    }
+
     fn record(
         &mut self,
         history: &mut HistoryWriter,
-        worker: u32,
+        thread: Thread,
         op_type: OpType,
         f: &str,
         value: Value,
         error: Option<Value>,
     ) -> anyhow::Result<()> {
-        let mut op = Op::new(
-            self.index,
-            op_type,
-            Process::Client(self.process[worker as usize]),
-            f,
-            value,
-        );
+        let mut op = Op::new(self.index, op_type, self.process_of(thread), f, value);
         op.time = Some(self.now_ns());
         op.error = error;
         history.append(&op)?;
@@ -207,54 +338,73 @@ impl Scheduler {
     async fn dispatch(
         &mut self,
         inv: Invocation,
-        jobs: &[mpsc::Sender<Job>],
+        to: &mpsc::Sender<Job>,
         history: &mut HistoryWriter,
     ) -> anyhow::Result<()> {
-        let Thread::Client(worker) = inv.thread else {
-            anyhow::bail!("the runner has no nemesis worker yet");
-        };
+        anyhow::ensure!(
+            self.is_free(inv.thread),
+            "the generator chose {:?}, which is busy",
+            inv.thread
+        );
         let wait_ns = inv.time_ns.saturating_sub(self.now_ns());
         if wait_ns > 0 {
             tokio::time::sleep(Duration::from_nanos(wait_ns)).await;
         }
         self.record(
             history,
-            worker,
+            inv.thread,
             OpType::Invoke,
             &inv.f,
             inv.value.clone(),
             None,
         )?;
-        self.in_flight[worker as usize] = Some(inv.f.clone());
+        *self.slot(inv.thread) = Some(inv.f.clone());
         self.busy += 1;
-        self.summary.invocations += 1;
-        jobs[worker as usize]
-            .send(Job {
-                f: inv.f,
-                value: inv.value,
-            })
-            .await
-            .map_err(|_| anyhow::anyhow!("worker {worker} stopped"))
+        if let Thread::Client(_) = inv.thread {
+            self.summary.invocations += 1;
+            self.live.invocations.fetch_add(1, Ordering::Relaxed);
+        }
+        to.send(Job {
+            f: inv.f,
+            value: inv.value,
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("worker {:?} stopped", inv.thread))
     }
 
-    /// Waits for a completion, or until `until_ns` if the generator has something then.
+    /// Waits for a completion, or until `until_ns` if the generator has something then, or
+    /// until `stop` is set.
     async fn wait(
         &mut self,
         until_ns: Option<u64>,
         done_rx: &mut mpsc::Receiver<Done>,
         gen: &mut Gen,
         history: &mut HistoryWriter,
+        stop: Option<&mut watch::Receiver<bool>>,
     ) -> anyhow::Result<()> {
         let deadline = until_ns.map(|ns| self.start + Duration::from_nanos(ns));
-        let done = match deadline {
-            Some(at) => tokio::select! {
-                done = done_rx.recv() => done,
-                _ = tokio::time::sleep_until(at) => return Ok(()),
-            },
-            None if self.busy == 0 => {
-                anyhow::bail!("the generator is pending with nothing in flight")
+        if self.busy == 0 && deadline.is_none() && stop.is_none() {
+            anyhow::bail!("the generator is pending with nothing in flight");
+        }
+        let stopped = async {
+            match stop {
+                Some(s) if !*s.borrow() => {
+                    let _ = s.changed().await;
+                }
+                // Already stopped, or nobody can stop us: never wakes.
+                _ => std::future::pending::<()>().await,
             }
-            None => done_rx.recv().await,
+        };
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let done = tokio::select! {
+            done = done_rx.recv(), if self.busy > 0 => done,
+            _ = sleep => return Ok(()),
+            _ = stopped => return Ok(()),
         };
         match done {
             Some(done) => self.complete(done, gen, history),
@@ -268,9 +418,9 @@ impl Scheduler {
         gen: &mut Gen,
         history: &mut HistoryWriter,
     ) -> anyhow::Result<()> {
-        let w = done.worker as usize;
-        let Some(f) = self.in_flight[w].take() else {
-            anyhow::bail!("worker {w} completed an op it was not running");
+        let thread = done.worker;
+        let Some(f) = self.slot(thread).take() else {
+            anyhow::bail!("worker {thread:?} completed an op it was not running");
         };
         self.busy -= 1;
         let Outcome {
@@ -282,22 +432,26 @@ impl Scheduler {
             OpType::Invoke => OpType::Info,
             t => t,
         };
-        self.record(history, done.worker, op_type, &f, value, error)?;
-        match op_type {
-            OpType::Ok => self.summary.ok += 1,
-            OpType::Fail => self.summary.fail += 1,
-            _ => {
-                self.summary.info += 1;
+        self.record(history, thread, op_type, &f, value, error)?;
+        if let Thread::Client(w) = thread {
+            self.count(op_type);
+            if !matches!(op_type, OpType::Ok | OpType::Fail) {
                 // The op may still take effect: this process id is retired.
-                self.process[w] += self.concurrency as u64;
+                self.process[w as usize] += self.concurrency as u64;
             }
         }
-        gen.completed(&Completion {
-            thread: Thread::Client(done.worker),
-            op_type,
-            f,
-        });
+        gen.completed(&Completion { thread, op_type, f });
         Ok(())
+    }
+
+    fn count(&mut self, op_type: OpType) {
+        let (total, live) = match op_type {
+            OpType::Ok => (&mut self.summary.ok, &self.live.ok),
+            OpType::Fail => (&mut self.summary.fail, &self.live.fail),
+            _ => (&mut self.summary.info, &self.live.info),
+        };
+        *total += 1;
+        live.fetch_add(1, Ordering::Relaxed);
     }
 }
 

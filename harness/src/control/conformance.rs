@@ -1,7 +1,7 @@
 //! The behaviour every [`Remote`] backend must show. Each backend's tests call [`run`] against
 //! a real node of that backend.
 
-use super::{Cmd, ControlError, Node, Remote, MAX_OUTPUT_BYTES};
+use super::{Cmd, ControlError, Net, Node, Remote, MAX_OUTPUT_BYTES};
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,6 +15,42 @@ pub fn run(remote: &dyn Remote, node: &Node) {
     files_round_trip(remote, node);
     bad_paths_are_refused(remote, node);
     daemons_pause_resume_and_die(remote, node);
+}
+
+/// Partition and heal, as nemeses use them, on at least three nodes: for several
+/// topologies, what `reachable(a, b)` observes (a real connection from node a to node b, made
+/// however the backend's test can) equals the grudge, and heal restores every link.
+pub fn net(net: &dyn Net, nodes: &[Node], reachable: &dyn Fn(&Node, &Node) -> bool) {
+    use crate::partition::{connected, isolate_one, majorities_ring, random_halves};
+    use checkers::rng::Rng;
+    assert!(nodes.len() >= 3, "the net checks need at least three nodes");
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let mut rng = Rng::new(7);
+    let grudges = [
+        random_halves(&names, &mut rng),
+        isolate_one(&names, &mut rng),
+        majorities_ring(&names, &mut rng),
+    ];
+    for grudge in &grudges {
+        net.partition(grudge).unwrap();
+        for a in nodes {
+            for b in nodes.iter().filter(|b| b.name != a.name) {
+                assert_eq!(
+                    reachable(a, b),
+                    connected(grudge, &a.name, &b.name),
+                    "{} -> {} under {grudge:?}",
+                    a.name,
+                    b.name
+                );
+            }
+        }
+    }
+    net.heal().unwrap();
+    for a in nodes {
+        for b in nodes.iter().filter(|b| b.name != a.name) {
+            assert!(reachable(a, b), "{} -> {} after heal", a.name, b.name);
+        }
+    }
 }
 
 /// Kill and pause, as nemeses use them: a daemon is stopped and continued as a group, and a

@@ -3,7 +3,8 @@
 //!
 //! The daemon runs `exec`ed under `setsid`: its pid leads its own process group, so signals
 //! to `-pid` reach everything it started, and a controller timeout on another command never
-//! touches it. Its output goes to a log file, never to the controller's pipes.
+//! touches it. Its output is appended to a log file, never sent to the controller's pipes,
+//! so a restarted daemon's log still holds what it said before it was killed.
 
 use super::{Cmd, ControlError, Node, Remote};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub fn start(
     let (pid, log) = (path_arg(&d.pidfile), path_arg(&d.logfile));
     let script = format!(
         "mkdir -p \"$(dirname {pid})\" \"$(dirname {log})\" || exit 1; \
-         setsid sh -c {cmd} > {log} 2>&1 < /dev/null & p=$!; echo $p > {pid}; \
+         setsid sh -c {cmd} >> {log} 2>&1 < /dev/null & p=$!; echo $p > {pid}; \
          for i in $(seq 500); do \
            [ \"$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f3)\" = \"$p\" ] && break; \
            sleep 0.01; \

@@ -26,11 +26,46 @@ pub struct LinkProxy {
     accept: JoinHandle<()>,
 }
 
+/// One link's state, shared by its accept loop and every connection through it.
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     cut: AtomicBool,
     delay_us: AtomicU64,
     connections: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(super) fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        let mut conns = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        for c in conns.drain(..) {
+            c.abort();
+        }
+    }
+
+    pub(super) fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+
+    pub(super) fn set_delay(&self, delay: Duration) {
+        self.delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Registers a connection unless the link is cut or full; checked under the lock `cut`
+    /// drains with, so no connection slips past a cut.
+    pub(super) fn admit(&self, spawn: impl FnOnce() -> JoinHandle<()>) -> bool {
+        let mut conns = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if self.cut.load(Ordering::SeqCst) {
+            return false;
+        }
+        conns.retain(|c| !c.is_finished());
+        if conns.len() >= MAX_CONNECTIONS {
+            return false;
+        }
+        conns.push(spawn());
+        true
+    }
 }
 
 impl LinkProxy {
@@ -56,19 +91,11 @@ impl LinkProxy {
 
     /// Partitions the link: live connections are aborted, new ones closed at once.
     pub fn cut(&self) {
-        self.shared.cut.store(true, Ordering::SeqCst);
-        let mut conns = self
-            .shared
-            .connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for c in conns.drain(..) {
-            c.abort();
-        }
+        self.shared.cut();
     }
 
     pub fn heal(&self) {
-        self.shared.cut.store(false, Ordering::SeqCst);
+        self.shared.heal();
     }
 
     pub fn is_cut(&self) -> bool {
@@ -77,9 +104,7 @@ impl LinkProxy {
 
     /// Holds every chunk this long, both ways; zero for none.
     pub fn set_delay(&self, delay: Duration) {
-        self.shared
-            .delay_us
-            .store(delay.as_micros() as u64, Ordering::SeqCst);
+        self.shared.set_delay(delay);
     }
 }
 
@@ -95,26 +120,26 @@ async fn accept_loop(listener: TcpListener, target: std::net::SocketAddr, shared
         let Ok((inbound, _)) = listener.accept().await else {
             continue;
         };
-        // Check the cut under the lock `cut` drains with, so no connection slips past a cut.
-        let mut conns = shared.connections.lock().unwrap_or_else(|p| p.into_inner());
-        if shared.cut.load(Ordering::SeqCst) {
-            drop(inbound);
-            continue;
-        }
-        conns.retain(|c| !c.is_finished());
-        if conns.len() >= MAX_CONNECTIONS {
-            continue;
-        }
-        conns.push(tokio::spawn(forward(inbound, target, shared.clone())));
+        let link = shared.clone();
+        shared.admit(|| tokio::spawn(forward(inbound, Vec::new(), target, link)));
     }
 }
 
-/// Copies both ways until either side closes; a failed connect to the target closes the
-/// inbound side, as a refused connection would.
-async fn forward(inbound: TcpStream, target: std::net::SocketAddr, shared: Arc<Shared>) {
-    let Ok(outbound) = TcpStream::connect(target).await else {
+/// Sends `prefix` (bytes already read from `inbound`) to the target, then copies both ways
+/// until either side closes; a failed connect to the target closes the inbound side, as a
+/// refused connection would.
+pub(super) async fn forward(
+    inbound: TcpStream,
+    prefix: Vec<u8>,
+    target: std::net::SocketAddr,
+    shared: Arc<Shared>,
+) {
+    let Ok(mut outbound) = TcpStream::connect(target).await else {
         return;
     };
+    if !prefix.is_empty() && outbound.write_all(&prefix).await.is_err() {
+        return;
+    }
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
     let (in_read, in_write) = inbound.into_split();
@@ -150,7 +175,7 @@ async fn pump(
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(super) mod tests_support {
     use super::*;
 
     /// An echo server on port 0.
@@ -316,6 +341,25 @@ impl LocalNet {
     /// Delays every link by `delay`.
     pub fn set_delay(&self, delay: Duration) {
         self.links.values().for_each(|l| l.set_delay(delay));
+    }
+}
+
+impl super::Net for LocalNet {
+    fn partition(&self, grudge: &crate::partition::Grudge) -> Result<(), super::ControlError> {
+        LocalNet::partition(self, grudge);
+        Ok(())
+    }
+
+    fn heal(&self) -> Result<(), super::ControlError> {
+        LocalNet::heal(self);
+        self.set_delay(Duration::ZERO);
+        Ok(())
+    }
+
+    fn packet(&self, faults: &super::PacketFaults) -> Result<(), super::ControlError> {
+        super::tagged_proxy::refuse_lossy(faults)?;
+        self.set_delay(Duration::from_millis(faults.delay_ms as u64));
+        Ok(())
     }
 }
 

@@ -5,17 +5,23 @@
 //! and `download` agree on what a path means; an absolute path or one with `..` is refused.
 
 use super::{Cmd, ControlError, Node, Output, Remote, MAX_OUTPUT_BYTES};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often a running command is polled for exit or timeout.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
+/// The argv that enters a node's context before `sh -c` runs there (for the netns backend,
+/// `ip netns exec <namespace>`), or why the node has none. Lets other backends whose nodes
+/// are directories on this host reuse Local's process handling instead of copying it.
+pub type EnterNode = dyn Fn(&Node) -> Result<Vec<String>, String> + Send + Sync;
+
 pub struct Local {
     root: PathBuf,
+    enter: Option<Box<EnterNode>>,
 }
 
 impl Local {
@@ -23,6 +29,19 @@ impl Local {
     pub fn new(root: &Path) -> Local {
         Local {
             root: root.to_path_buf(),
+            enter: None,
+        }
+    }
+
+    /// Like [`Local::new`], but each command runs behind the argv `enter` gives for its node,
+    /// with the same directory, stdin, timeout, process-group kill and output cap.
+    pub fn entering(
+        root: &Path,
+        enter: impl Fn(&Node) -> Result<Vec<String>, String> + Send + Sync + 'static,
+    ) -> Local {
+        Local {
+            root: root.to_path_buf(),
+            enter: Some(Box::new(enter)),
         }
     }
 
@@ -37,33 +56,30 @@ impl Local {
         remote: &Path,
         action: &'static str,
     ) -> Result<PathBuf, ControlError> {
-        let safe = remote
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-        if !safe || remote.as_os_str().is_empty() {
-            return Err(ControlError::File {
-                node: node.name.clone(),
-                action,
-                path: remote.display().to_string(),
-                cause: "remote paths are relative to the node's directory, without ..".into(),
-            });
-        }
+        super::check_node_relative(node, remote, action)?;
         Ok(self.node_dir(node).join(remote))
     }
 
-    fn spawn(&self, node: &Node, cmd: &Cmd) -> std::io::Result<Child> {
-        let dir = self.node_dir(node);
-        std::fs::create_dir_all(&dir)?;
-        let mut command = if cmd.sudo && !running_as_root() {
-            let mut c = Command::new("sudo");
-            c.args(["-n", "sh", "-c", &cmd.script]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.args(["-c", &cmd.script]);
-            c
+    /// The full argv: the node's entry, then sudo if needed, then `sh -c script`.
+    fn argv(&self, node: &Node, cmd: &Cmd) -> Result<Vec<String>, String> {
+        let mut argv = match &self.enter {
+            Some(enter) => enter(node)?,
+            None => Vec::new(),
         };
-        command
+        if cmd.sudo && !running_as_root() {
+            argv.extend(["sudo".into(), "-n".into()]);
+        }
+        argv.extend(["sh".into(), "-c".into(), cmd.script.clone()]);
+        Ok(argv)
+    }
+
+    fn spawn(&self, node: &Node, cmd: &Cmd) -> Result<Child, String> {
+        let argv = self.argv(node, cmd)?;
+        let dir = self.node_dir(node);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (program, args) = argv.split_first().expect("argv ends with sh -c");
+        Command::new(program)
+            .args(args)
             .current_dir(&dir)
             .env("FAULTLINE_NODE", &node.name)
             .env("FAULTLINE_NODE_IP", &node.ip)
@@ -73,6 +89,7 @@ impl Local {
             // Its own process group, so a timeout kills everything it started.
             .process_group(0)
             .spawn()
+            .map_err(|e| format!("{program}: {e}"))
     }
 }
 
@@ -83,7 +100,7 @@ impl Remote for Local {
             script: cmd.script.clone(),
             cause,
         };
-        let mut child = self.spawn(node, cmd).map_err(|e| exec_err(e.to_string()))?;
+        let mut child = self.spawn(node, cmd).map_err(exec_err)?;
         let stdin = child.stdin.take();
         let input = cmd.stdin.clone().unwrap_or_default();
         let feeder = std::thread::spawn(move || {
@@ -92,8 +109,8 @@ impl Remote for Local {
                 let _ = pipe.write_all(&input);
             }
         });
-        let out = capture(child.stdout.take());
-        let err = capture(child.stderr.take());
+        let out = super::capture(child.stdout.take(), MAX_OUTPUT_BYTES);
+        let err = super::capture(child.stderr.take(), MAX_OUTPUT_BYTES);
         let deadline = Instant::now() + cmd.timeout;
         let status = loop {
             match child.try_wait().map_err(|e| exec_err(e.to_string()))? {
@@ -148,25 +165,6 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", from.display()))
 }
 
-/// Reads a stream to its end on a thread, keeping at most `MAX_OUTPUT_BYTES`.
-fn capture<R: Read + Send + 'static>(stream: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let Some(mut stream) = stream else {
-            return kept;
-        };
-        let mut buf = [0u8; 64 * 1024];
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let room = MAX_OUTPUT_BYTES.saturating_sub(kept.len());
-            kept.extend_from_slice(&buf[..n.min(room)]);
-        }
-        kept
-    })
-}
-
 fn kill_group(child: &Child) {
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
@@ -174,15 +172,15 @@ fn kill_group(child: &Child) {
         .status();
 }
 
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
+pub(crate) fn running_as_root() -> bool {
+    effective_uid() == Some(0)
+}
+
+/// This process's effective uid, from /proc (std has no getuid).
+pub(crate) fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 #[cfg(test)]

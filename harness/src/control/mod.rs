@@ -7,8 +7,13 @@
 
 pub mod conformance;
 pub mod daemon;
+pub mod docker;
+pub mod iptables;
 pub mod link_proxy;
 pub mod local;
+pub mod netns;
+pub mod ssh;
+pub mod tagged_proxy;
 
 use std::path::Path;
 use std::time::Duration;
@@ -81,6 +86,55 @@ impl Output {
     }
 }
 
+/// Refuses a remote path that is empty, absolute or climbs with `..`: remote paths are
+/// relative to the node's directory in every backend, so `exec`, `upload` and `download`
+/// agree on what a path means and nothing outside the node's directory is touched.
+pub fn check_node_relative(
+    node: &Node,
+    remote: &Path,
+    action: &'static str,
+) -> Result<(), ControlError> {
+    let plain = remote.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if plain && !remote.as_os_str().is_empty() {
+        return Ok(());
+    }
+    Err(ControlError::File {
+        node: node.name.clone(),
+        action,
+        path: remote.display().to_string(),
+        cause: "remote paths are relative to the node's directory, without ..".into(),
+    })
+}
+
+/// Reads a child's output stream to its end on a thread, keeping at most `limit_bytes` and
+/// draining the rest, so the child never blocks on a full pipe and a runaway command cannot
+/// exhaust the controller's memory.
+pub(crate) fn capture<R: std::io::Read + Send + 'static>(
+    stream: Option<R>,
+    limit_bytes: usize,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let Some(mut stream) = stream else {
+            return kept;
+        };
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = limit_bytes.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        kept
+    })
+}
+
 /// Errors name the node and what was attempted.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -96,6 +150,8 @@ pub enum ControlError {
         script: String,
         timeout: Duration,
     },
+    #[error("the {backend} backend cannot {what}")]
+    Unsupported { backend: &'static str, what: String },
     #[error("{node}: cannot {action} {path}: {cause}")]
     File {
         node: String,
@@ -116,4 +172,41 @@ pub trait Remote: Send + Sync {
 
     /// Copies `remote` from the node to a local file.
     fn download(&self, node: &Node, remote: &Path, local: &Path) -> Result<(), ControlError>;
+}
+
+/// Faults on the links between nodes (fault classes `partition` and `packet`).
+///
+/// Each backend has its own way: iptables rules inside network namespaces, containers or
+/// hosts, or the local backend's per-link TCP proxies. A backend that cannot inject a fault
+/// says so with [`ControlError::Unsupported`] when asked, so a test is refused at start
+/// instead of pretending.
+pub trait Net: Send + Sync {
+    /// Makes connectivity equal `grudge` (each node drops traffic from the nodes it names)
+    /// and heals every other link. Replaces any earlier partition.
+    fn partition(&self, grudge: &crate::partition::Grudge) -> Result<(), ControlError>;
+
+    /// Removes every partition and packet fault.
+    fn heal(&self) -> Result<(), ControlError>;
+
+    /// Applies packet faults to every link between nodes, replacing earlier ones; the
+    /// default (all zero) removes them.
+    fn packet(&self, faults: &PacketFaults) -> Result<(), ControlError>;
+}
+
+/// Packet faults on every link, as `tc netem` expresses them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PacketFaults {
+    pub delay_ms: u32,
+    pub jitter_ms: u32,
+    /// Percent of packets dropped, 0–100.
+    pub drop_percent: f64,
+    /// Percent of packets duplicated, 0–100.
+    pub duplicate_percent: f64,
+}
+
+impl PacketFaults {
+    pub fn is_none(&self) -> bool {
+        *self == PacketFaults::default()
+    }
 }

@@ -1,0 +1,115 @@
+//! Checks a stored run: `faultline analyze RUN_DIR`, and the last step of `faultline test`.
+//!
+//! Everything comes from the run directory (`test.json` names the workload, `history.jsonl`
+//! holds what happened), so a run re-checks the same way later, on another machine, or
+//! after the controller crashed part way. The verdict goes to `results.json` (with the seed
+//! and revision, so a failure says how to reproduce it) and an HTML report to `report.html`.
+
+use crate::exit::Exit;
+use crate::store::RunDir;
+use anyhow::Context;
+use checkers::history::{self, Format};
+use checkers::linearizable::{self, Validity};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Instant;
+
+/// Largest history a stored run may have before the check refuses it.
+const MAX_HISTORY_BYTES: u64 = 4 << 30;
+
+#[derive(clap::Args)]
+pub struct AnalyzeArgs {
+    /// A run directory (`store/<test>/<timestamp>`, or `store/latest`).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: std::path::PathBuf,
+}
+
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<Exit> {
+    if !args.run_dir.join("test.json").is_file() {
+        eprintln!(
+            "faultline analyze: {} is not a run directory (it has no test.json)",
+            args.run_dir.display()
+        );
+        return Ok(Exit::BadInput);
+    }
+    check_run(&args.run_dir)
+}
+
+/// Checks the run at `dir`, writes `results.json` and `report.html`, prints the verdict.
+pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
+    let test: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("test.json")).context("cannot read test.json")?,
+    )
+    .context("test.json is not JSON")?;
+    let workload = test["args"]["workload"]
+        .as_str()
+        .context("test.json names no workload (args.workload)")?;
+    let path = dir.join("history.jsonl");
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        size <= MAX_HISTORY_BYTES,
+        "{} is larger than {MAX_HISTORY_BYTES} bytes",
+        path.display()
+    );
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let history = history::parse(&path.display().to_string(), &bytes, Some(Format::JsonLines))?;
+    drop(bytes);
+    let (model, options) = crate::workload::check_options(workload)?;
+    let started = Instant::now();
+    let outcome = linearizable::check(&history, model, &options)?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let explanation = outcome.explain(&history);
+    let run = RunDir {
+        path: dir.to_path_buf(),
+    };
+    let mut checker = serde_json::to_value(&outcome)?;
+    if let Value::Object(m) = &mut checker {
+        m.insert("elapsed_ms".into(), elapsed_ms.into());
+        m.insert("explanation".into(), explanation.clone().into());
+    }
+    let nemesis_ops = history
+        .ops
+        .iter()
+        .filter(|op| !op.process.is_client())
+        .count();
+    let client_ops = history.ops.len() - nemesis_ops;
+    run.write_json(
+        "results.json",
+        &json!({
+            "valid": outcome.valid,
+            "seed": test["seed"],
+            "revision": test["revision"],
+            "checker": "linearizable",
+            "linearizable": checker,
+            "history_events": {"client": client_ops, "nemesis": nemesis_ops},
+        }),
+    )?;
+    let page = linearizable::report::html(&history, &outcome, &dir.display().to_string());
+    std::fs::write(dir.join("report.html"), page).context("cannot write report.html")?;
+    let verdict = match outcome.valid {
+        Validity::Valid => "valid",
+        Validity::Invalid => "INVALID",
+        Validity::Unknown => "unknown",
+    };
+    println!(
+        "{}: {verdict} ({} model, {} keys, {client_ops} client events, {nemesis_ops} nemesis events, {elapsed_ms:.0} ms to check)",
+        dir.display(),
+        outcome.model,
+        outcome.partitions
+    );
+    if outcome.valid != Validity::Valid {
+        println!("{explanation}");
+        println!(
+            "seed {} revision {}",
+            test["seed"],
+            test["revision"].as_str().unwrap_or("unknown")
+        );
+    }
+    Ok(match outcome.valid {
+        Validity::Valid => Exit::Valid,
+        Validity::Invalid => Exit::Invalid,
+        Validity::Unknown => Exit::Unknown,
+    })
+}

@@ -1,0 +1,170 @@
+//! DB lifecycle: how a system under test is installed, started, faulted and torn down on a
+//! cluster's nodes, written once against [`Remote`] so it runs on every backend.
+//!
+//! Nemeses call `kill`, `pause`, `resume` and `start`; they never know how a system runs.
+//! The defaults treat the system as one daemon per node with a pidfile
+//! ([`crate::control::daemon`]), which is what most systems are.
+
+pub mod etcd;
+
+use crate::control::daemon::{self, Daemon, State};
+use crate::control::{ControlError, Net, Node, Remote};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which kind of backend runs the nodes: a DB may configure itself differently on each
+/// (the local backend puts proxies on peer links, for example).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Local,
+    Netns,
+    Ssh,
+    Docker,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Netns => "netns",
+            Backend::Ssh => "ssh",
+            Backend::Docker => "docker",
+        }
+    }
+}
+
+/// The nodes of one test run and how to reach them.
+#[derive(Clone)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub remote: Arc<dyn Remote>,
+    pub backend: Backend,
+    /// Unique to the run: systems that must not join another run's cluster use it as their
+    /// cluster token.
+    pub run_id: String,
+}
+
+impl Cluster {
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// Errors name the system, the node and what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("{system} on {node}: {what}")]
+    Node {
+        system: &'static str,
+        node: String,
+        what: String,
+    },
+    #[error("{system}: {what}")]
+    Setup { system: &'static str, what: String },
+}
+
+/// A system under test, as the harness deploys and faults it.
+pub trait Db: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Checks, before anything starts, that the system can run on this cluster (binaries
+    /// present, backend supported), with an error that says what to install or change.
+    fn preflight(&self, cluster: &Cluster) -> Result<(), DbError>;
+
+    /// Installs, configures and starts the system on `node`. Called for every node at once.
+    fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError>;
+
+    /// Returns once `node` serves clients, or fails after `timeout`.
+    fn wait_ready(&self, cluster: &Cluster, node: &Node, timeout: Duration) -> Result<(), DbError>;
+
+    /// Starts the system again on `node` after a kill, with its data as the kill left it.
+    fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError>;
+
+    /// The daemon that `kill`, `pause` and `resume` signal.
+    fn daemon(&self) -> Daemon;
+
+    /// SIGKILL: no chance to flush or say goodbye. False if it was not running.
+    fn kill(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
+        let d = self.daemon();
+        let was = daemon::signal(cluster.remote.as_ref(), node, &d, "KILL")?;
+        wait_gone(cluster.remote.as_ref(), node, &d)?;
+        Ok(was)
+    }
+
+    /// SIGSTOP. False if it was not running.
+    fn pause(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
+        Ok(daemon::signal(
+            cluster.remote.as_ref(),
+            node,
+            &self.daemon(),
+            "STOP",
+        )?)
+    }
+
+    /// SIGCONT.
+    fn resume(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
+        Ok(daemon::signal(
+            cluster.remote.as_ref(),
+            node,
+            &self.daemon(),
+            "CONT",
+        )?)
+    }
+
+    /// Stops the system and removes its data from `node`, leaving its logs.
+    fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError>;
+
+    /// Log files on each node (relative remote paths), collected into the store after every
+    /// run, failed runs too.
+    fn log_files(&self) -> Vec<PathBuf>;
+
+    /// The nodes that currently lead (for targeted faults); empty when none is known.
+    fn primaries(&self, cluster: &Cluster) -> Vec<String>;
+
+    /// Where clients of `node` connect.
+    fn client_addr(&self, node: &Node) -> SocketAddr;
+
+    /// On the local backend: the network this system's peers talk over, which a partition
+    /// cuts, served by tasks on `rt`. Called before `setup`. `Ok(None)` means the
+    /// system cannot be partitioned locally.
+    fn local_net(
+        &self,
+        cluster: &Cluster,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Option<Box<dyn Net>>, DbError>;
+}
+
+/// Waits (up to 10 s) until a killed daemon has really exited, so a restart does not race
+/// its predecessor for ports and files.
+fn wait_gone(remote: &dyn Remote, node: &Node, d: &Daemon) -> Result<(), ControlError> {
+    for _ in 0..1000 {
+        if daemon::state(remote, node, d)? == State::Gone {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(ControlError::Exec {
+        node: node.name.clone(),
+        script: "kill -KILL".into(),
+        cause: "the daemon was still alive 10 s after SIGKILL".into(),
+    })
+}
+
+/// The systems `faultline test --system` knows.
+pub fn by_name(name: &str) -> Option<Arc<dyn Db>> {
+    match name {
+        "etcd" => Some(Arc::new(etcd::Etcd::default())),
+        _ => None,
+    }
+}
+
+pub const SYSTEMS: &[&str] = &["etcd"];

@@ -1,0 +1,684 @@
+//! `faultline test`: deploys a cluster, drives a workload under nemeses, records the history,
+//! heals, collects logs, tears down and checks, writing everything into the store.
+//!
+//! The order of a run is fixed so that nothing recorded is lost: the store directory and
+//! `test.json` exist before any node is touched; the history is appended as events happen;
+//! logs are collected and the cluster torn down whatever happened (unless
+//! `--leave-db-running`); the check runs on whatever was recorded, Ctrl-C included.
+
+use crate::analyze;
+use crate::control::local::Local;
+use crate::control::{Net, Node, PacketFaults, Remote};
+use crate::db::{self, Backend, Cluster, Db};
+use crate::exit::Exit;
+use crate::generator::{self, Gen};
+use crate::nemesis::exec::Executor;
+use crate::nemesis::schedule::{self, Plan};
+use crate::nemesis::{self as nemesis_mod, FaultClass};
+use crate::runlog;
+use crate::runner::{self, Hooks, Live, RunConfig};
+use crate::store::{RunDir, Store};
+use crate::workload::{self, Workload};
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{error, info, warn};
+
+/// How long every node has to become ready after setup.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Quiet time after healing, before the final reads, for the system to recover.
+const RECOVERY: Duration = Duration::from_secs(3);
+/// The progress line's period.
+const PROGRESS_PERIOD: Duration = Duration::from_secs(2);
+/// Most nodes a test may have.
+const MAX_NODES: usize = 64;
+/// Most client workers.
+const MAX_CONCURRENCY: u32 = 10_000;
+
+#[derive(Args, Clone, Debug, Serialize)]
+pub struct TestArgs {
+    /// The system under test.
+    #[arg(long)]
+    pub system: String,
+    /// The workload its clients run.
+    #[arg(long)]
+    pub workload: String,
+    /// Fault classes, comma-separated: partition, kill, pause, packet, clock, disk, or none.
+    #[arg(long, default_value = "none")]
+    pub nemesis: String,
+    /// Seconds between a fault class's start and stop (each period is 0.5–1.5 times this).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub nemesis_interval: f64,
+    /// How many nodes (local, netns and docker backends).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// A host to test on (ssh backend); repeat for each node.
+    #[arg(long = "node", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    #[arg(long, value_enum, default_value_t = BackendArg::Local)]
+    pub backend: BackendArg,
+    /// Seconds of workload, before healing and final reads.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub time_limit: f64,
+    /// Client workers, assigned to nodes round-robin.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: u32,
+    /// Mean client operations per second, over all workers.
+    #[arg(long, value_name = "OPS_PER_S", default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seed of every random choice (default: from the clock, printed and stored).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run the test this many times (seeds seed, seed+1, ...); the worst verdict wins.
+    #[arg(long, default_value_t = 1)]
+    pub test_count: u32,
+    /// Leave the system running after the test, for inspection.
+    #[arg(long)]
+    pub leave_db_running: bool,
+    /// Where runs are stored.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// A client operation still running after this many milliseconds is recorded `info`.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub op_timeout_ms: u64,
+    /// Run a deliberately broken client, to see the checker catch it: stale-cache serves
+    /// reads from a local cache.
+    #[arg(long, value_name = "BUG")]
+    pub client_bug: Option<String>,
+    /// The test's name in the store (default: SYSTEM-WORKLOAD).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// SSH login (ssh backend).
+    #[arg(long, default_value = "root")]
+    pub username: String,
+    /// SSH private key (ssh backend).
+    #[arg(long, value_name = "PATH")]
+    pub ssh_private_key: Option<PathBuf>,
+    /// Check SSH host keys against known_hosts (ssh backend).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub strict_host_key_checking: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendArg {
+    Local,
+    Netns,
+    Ssh,
+    Docker,
+}
+
+/// A problem with the arguments: exit 254, not 255.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadArgs(pub String);
+
+pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
+    runlog::install();
+    if let Err(BadArgs(msg)) = validate(&args) {
+        eprintln!("faultline test: {msg}");
+        return Ok(Exit::BadInput);
+    }
+    let first_seed = args.seed.unwrap_or_else(seed_from_clock);
+    let mut worst = Exit::Valid;
+    for i in 0..args.test_count {
+        let seed = first_seed.wrapping_add(i as u64);
+        let (exit, interrupted) = match run_once(&args, seed) {
+            Ok(done) => done,
+            Err(e) if e.downcast_ref::<BadArgs>().is_some() => {
+                eprintln!("faultline test: {e:#}");
+                (Exit::BadInput, false)
+            }
+            Err(e) => {
+                error!("test failed: {e:#} (seed {seed}, revision {})", revision());
+                (Exit::Internal, false)
+            }
+        };
+        worst = worst.worst(exit);
+        if interrupted {
+            break;
+        }
+    }
+    Ok(worst)
+}
+
+fn seed_from_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
+/// The git revision this binary was built from.
+pub fn revision() -> &'static str {
+    env!("FAULTLINE_GIT_REV")
+}
+
+fn validate(args: &TestArgs) -> Result<(), BadArgs> {
+    let bad = |m: String| Err(BadArgs(m));
+    if db::by_name(&args.system).is_none() {
+        return bad(format!(
+            "unknown system {:?}: known systems are {}",
+            args.system,
+            db::SYSTEMS.join(", ")
+        ));
+    }
+    if !workload::NAMES.contains(&args.workload.as_str()) {
+        return bad(format!(
+            "unknown workload {:?}: known workloads are {}",
+            args.workload,
+            workload::NAMES.join(", ")
+        ));
+    }
+    nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
+    if !(args.time_limit > 0.0 && args.time_limit <= 7.0 * 86_400.0) {
+        return bad("--time-limit must be between 0 and a week of seconds".into());
+    }
+    if !(args.nemesis_interval >= 0.1 && args.nemesis_interval.is_finite()) {
+        return bad("--nemesis-interval must be at least 0.1 seconds".into());
+    }
+    if !(args.rate > 0.0 && args.rate.is_finite()) {
+        return bad("--rate must be a positive number of operations per second".into());
+    }
+    if args.concurrency == 0 || args.concurrency > MAX_CONCURRENCY {
+        return bad(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
+    }
+    if args.test_count == 0 {
+        return bad("--test-count must be at least 1".into());
+    }
+    if args.op_timeout_ms == 0 {
+        return bad("--op-timeout-ms must be positive".into());
+    }
+    if args.backend == BackendArg::Ssh && args.hosts.is_empty() {
+        return bad("the ssh backend needs --node HOST for each node".into());
+    }
+    let n = node_count(args);
+    if n == 0 || n > MAX_NODES {
+        return bad(format!("a test needs 1 to {MAX_NODES} nodes, not {n}"));
+    }
+    if args.backend != BackendArg::Ssh && !args.hosts.is_empty() {
+        return bad("--node names SSH hosts: use --nodes N with other backends".into());
+    }
+    if let Some(bug) = &args.client_bug {
+        if !workload::CLIENT_BUGS.contains(&bug.as_str()) {
+            return bad(format!(
+                "unknown --client-bug {bug:?}: known bugs are {}",
+                workload::CLIENT_BUGS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn node_count(args: &TestArgs) -> usize {
+    match args.backend {
+        BackendArg::Ssh => args.hosts.len(),
+        _ => args.nodes,
+    }
+}
+
+/// What `test.json` holds: the whole configuration, and what it ran on.
+#[derive(Serialize)]
+struct TestRecord<'a> {
+    name: &'a str,
+    seed: u64,
+    revision: &'static str,
+    faultline_version: &'static str,
+    system_version: Option<String>,
+    args: &'a TestArgs,
+    nodes: Vec<serde_json::Value>,
+    started: String,
+}
+
+/// A deployed cluster and the means to fault it.
+struct Deployment {
+    cluster: Cluster,
+    db: Arc<dyn Db>,
+    net: Option<Arc<dyn Net>>,
+}
+
+/// One run; also says whether Ctrl-C cut it short.
+fn run_once(args: &TestArgs, seed: u64) -> anyhow::Result<(Exit, bool)> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", args.system, args.workload));
+    let store = Store::open(&args.store)?;
+    let run = store.create_run(&name, SystemTime::now())?;
+    runlog::switch_to(&run.path.join("faultline.log"))?;
+    info!(
+        "run {} seed {seed} revision {}",
+        run.path.display(),
+        revision()
+    );
+    let result = run_in_dir(args, seed, &name, &run);
+    runlog::close();
+    match &result {
+        Ok((Exit::Valid, _)) => {}
+        Ok((exit, _)) => eprintln!(
+            "faultline test: {:?} (seed {seed}, revision {}); run stored in {}",
+            exit,
+            revision(),
+            run.path.display()
+        ),
+        Err(e) => eprintln!(
+            "faultline test: {e:#} (seed {seed}, revision {}); run stored in {}",
+            revision(),
+            run.path.display()
+        ),
+    }
+    result
+}
+
+fn run_in_dir(
+    args: &TestArgs,
+    seed: u64,
+    name: &str,
+    run: &RunDir,
+) -> anyhow::Result<(Exit, bool)> {
+    let db = db::by_name(&args.system).expect("validated");
+    let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");
+    let workload = Workload::new(&args.workload, args.client_bug.as_deref())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let cluster = make_cluster(args, run, seed)?;
+    db.preflight(&cluster).map_err(|e| BadArgs(e.to_string()))?;
+    write_test_json(args, seed, name, run, &cluster)?;
+    let net = make_net(&cluster, db.as_ref(), rt.handle())?;
+    let packet_modes = refuse_unsupported(&classes, db.as_ref(), net.as_deref(), cluster.backend)?;
+    let deployment = Deployment { cluster, db, net };
+    let plan = Plan {
+        classes,
+        nodes: deployment.cluster.names(),
+        interval_ns: (args.nemesis_interval * 1e9) as u64,
+        time_limit_ns: (args.time_limit * 1e9) as u64,
+        packet_modes,
+        seed,
+    };
+    let outcome = deploy_and_drive(args, seed, run, &deployment, &workload, plan, &rt);
+    collect_logs(&deployment, run);
+    if args.leave_db_running {
+        info!("leaving the system running, as asked");
+    } else {
+        teardown(&deployment);
+    }
+    drop(rt);
+    let interrupted = outcome?;
+    if interrupted {
+        warn!("interrupted: checking what was recorded");
+    }
+    Ok((analyze::check_run(&run.path)?, interrupted))
+}
+
+fn make_cluster(args: &TestArgs, run: &RunDir, seed: u64) -> anyhow::Result<Cluster> {
+    let run_id = format!("faultline-{seed:x}-{}", std::process::id());
+    match args.backend {
+        BackendArg::Local => {
+            let remote: Arc<dyn Remote> = Arc::new(Local::new(&run.path.join("work")));
+            Ok(Cluster {
+                nodes: local_nodes(args.nodes)?,
+                remote,
+                backend: Backend::Local,
+                run_id,
+            })
+        }
+        BackendArg::Netns => {
+            let netns = crate::control::netns::Netns::create(&run.path.join("work"), args.nodes)
+                .map_err(|e| BadArgs(format!("cannot create the netns cluster: {e}")))?;
+            let nodes = netns.nodes();
+            Ok(Cluster {
+                nodes,
+                remote: Arc::new(netns),
+                backend: Backend::Netns,
+                run_id,
+            })
+        }
+        other => Err(BadArgs(format!(
+            "the {} backend is not wired into `faultline test` yet; its control layer is \
+             tested on its own (see the closing notes of issue 3)",
+            other.to_possible_value().expect("named").get_name()
+        ))
+        .into()),
+    }
+}
+
+/// Local nodes get their own loopback addresses in a /24 that no other run on this host is
+/// using (its first address's client port is free), so concurrent local runs never collide.
+fn local_nodes(n: usize) -> anyhow::Result<Vec<Node>> {
+    let salt = std::process::id() as u64 ^ seed_from_clock();
+    for attempt in 0..64u64 {
+        let h = salt
+            .wrapping_add(attempt)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            >> 48;
+        let (a, b) = (1 + (h >> 8) % 254, h & 0xff);
+        let nodes: Vec<Node> = (1..=n)
+            .map(|i| Node {
+                name: format!("n{i}"),
+                ip: format!("127.{a}.{b}.{}", i + 1),
+            })
+            .collect();
+        if std::net::TcpListener::bind((nodes[0].ip.as_str(), db::etcd::CLIENT_PORT)).is_ok() {
+            return Ok(nodes);
+        }
+    }
+    anyhow::bail!("no free loopback /24 for local nodes after 64 tries")
+}
+
+fn make_net(
+    cluster: &Cluster,
+    db: &dyn Db,
+    rt: &tokio::runtime::Handle,
+) -> anyhow::Result<Option<Arc<dyn Net>>> {
+    Ok(match cluster.backend {
+        Backend::Local => db.local_net(cluster, rt)?.map(Arc::from),
+        Backend::Netns | Backend::Docker | Backend::Ssh => {
+            Some(Arc::new(crate::control::iptables::IptablesNet::new(
+                cluster.remote.clone(),
+                cluster.nodes.clone(),
+            )))
+        }
+    })
+}
+
+/// Refuses, before anything starts, a fault this system or backend cannot inject; returns
+/// the packet faults the backend can.
+fn refuse_unsupported(
+    classes: &[FaultClass],
+    db: &dyn Db,
+    net: Option<&dyn Net>,
+    backend: Backend,
+) -> anyhow::Result<Vec<PacketFaults>> {
+    let refuse = |why: String| -> anyhow::Result<Vec<PacketFaults>> { Err(BadArgs(why).into()) };
+    for class in classes {
+        match class {
+            FaultClass::Partition | FaultClass::Packet if net.is_none() => {
+                return refuse(format!(
+                    "fault class {class} is not available: {} on the {} backend has no \
+                     network faults",
+                    db.name(),
+                    backend.name()
+                ));
+            }
+            FaultClass::Clock => {
+                return refuse(format!(
+                    "fault class clock is not available for {}: it is a Go binary, which \
+                     reads the clock through the vDSO and so bypasses libfaketime; the \
+                     reference systems will read a harness-controlled clock offset",
+                    db.name()
+                ));
+            }
+            FaultClass::Disk => {
+                return refuse(
+                    "fault class disk is not built yet (losing unsynced writes needs the \
+                     reference systems' disk layer)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    if !classes.contains(&FaultClass::Packet) {
+        return Ok(Vec::new());
+    }
+    let net = net.expect("checked above");
+    let delay = |ms| PacketFaults {
+        delay_ms: ms,
+        ..PacketFaults::default()
+    };
+    let candidates = [
+        delay(50),
+        delay(200),
+        PacketFaults {
+            drop_percent: 20.0,
+            ..PacketFaults::default()
+        },
+        PacketFaults {
+            duplicate_percent: 20.0,
+            ..PacketFaults::default()
+        },
+    ];
+    // Try each kind once, now, so that a fault the kernel or backend lacks is refused at
+    // start rather than failing mid-run.
+    let mut modes = Vec::new();
+    let mut refusals = Vec::new();
+    for faults in candidates {
+        match net.packet(&faults) {
+            Ok(()) => modes.push(faults),
+            Err(e) => refusals.push(e.to_string()),
+        }
+    }
+    net.packet(&PacketFaults::default())
+        .map_err(|e| anyhow::anyhow!("cannot clear packet faults: {e}"))?;
+    if modes.is_empty() {
+        return refuse(format!(
+            "fault class packet is not available on the {} backend: {}",
+            backend.name(),
+            refusals.join("; ")
+        ));
+    }
+    for r in refusals {
+        warn!("packet faults limited: {r}");
+    }
+    Ok(modes)
+}
+fn write_test_json(
+    args: &TestArgs,
+    seed: u64,
+    name: &str,
+    run: &RunDir,
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let version = cluster
+        .remote
+        .exec(
+            &cluster.nodes[0],
+            &crate::control::Cmd::new(format!("{} --version", args.system)),
+        )
+        .ok()
+        .filter(|o| o.success())
+        .map(|o| o.stdout_text().lines().next().unwrap_or("").to_string());
+    let record = TestRecord {
+        name,
+        seed,
+        revision: revision(),
+        faultline_version: env!("CARGO_PKG_VERSION"),
+        system_version: version,
+        args,
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|n| json!({"name": n.name, "ip": n.ip}))
+            .collect(),
+        started: crate::store::timestamp(SystemTime::now()),
+    };
+    run.write_json("test.json", &serde_json::to_value(&record)?)
+}
+
+/// Sets up every node, drives the workload, heals. Returns whether Ctrl-C cut it short.
+fn deploy_and_drive(
+    args: &TestArgs,
+    seed: u64,
+    run: &RunDir,
+    d: &Deployment,
+    workload: &Workload,
+    plan: Plan,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<bool> {
+    setup_all(d)?;
+    let live = Arc::new(Live::default());
+    let executor = Executor::new(d.cluster.clone(), d.db.clone(), d.net.clone(), live.clone());
+    let no_faults = plan.classes.is_empty();
+    let gen = test_generator(args, workload, plan);
+    let config = RunConfig {
+        concurrency: args.concurrency,
+        seed,
+        op_timeout: Duration::from_millis(args.op_timeout_ms),
+    };
+    let addrs: Vec<std::net::SocketAddr> = d
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| d.db.client_addr(n))
+        .collect();
+    let client = |w: u32| workload.client(addrs[w as usize % addrs.len()], w);
+    let mut history = run.history()?;
+    let interrupted = rt.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let ctrl_c = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                warn!("interrupted: stopping the workload, healing, tearing down, checking");
+                let _ = stop_tx.send(true);
+            }
+        });
+        let progress = tokio::spawn(progress_line(live.clone(), no_faults));
+        let mut hooks = Hooks::new(Some(executor.clone()));
+        hooks.stop = Some(stop_rx.clone());
+        hooks.live = live.clone();
+        let epoch = hooks.epoch;
+        let summary = runner::run_with(&config, gen, client, hooks, &mut history).await;
+        let interrupted = *stop_rx.borrow();
+        if interrupted || summary.is_err() {
+            // The run may have left faults in effect: heal them, on the record.
+            let mut heal = Hooks::new(Some(executor));
+            heal.epoch = epoch;
+            let script =
+                generator::nemesis_script(vec![("stop-all".into(), serde_json::Value::Null)]);
+            runner::run_with(&config, script, client, heal, &mut history).await?;
+        }
+        ctrl_c.abort();
+        progress.abort();
+        let summary = summary?;
+        info!(
+            "recorded {} invocations: {} ok, {} fail, {} info",
+            summary.invocations, summary.ok, summary.fail, summary.info
+        );
+        anyhow::Ok(interrupted)
+    })?;
+    history.finish()?;
+    Ok(interrupted)
+}
+
+/// The whole schedule: the workload with the nemesis until the time limit, every fault
+/// healed, a quiet period, then the final reads.
+fn test_generator(args: &TestArgs, workload: &Workload, plan: Plan) -> Gen {
+    let mean_interval_ns = (1e9 / args.rate) as u64;
+    let clients = generator::time_limit(
+        plan.time_limit_ns,
+        generator::stagger(mean_interval_ns, workload.ops()),
+    );
+    let no_faults = plan.classes.is_empty();
+    let main = if no_faults {
+        clients
+    } else {
+        generator::clients_and_nemesis(clients, schedule::schedule(plan))
+    };
+    let mut phases = vec![main];
+    if !no_faults {
+        phases.push(generator::nemesis_script(vec![(
+            "stop-all".into(),
+            serde_json::Value::Null,
+        )]));
+    }
+    phases.push(generator::sleep(RECOVERY.as_nanos() as u64));
+    phases.push(workload.final_reads());
+    generator::phases(phases)
+}
+
+fn setup_all(d: &Deployment) -> anyhow::Result<()> {
+    info!(
+        "setting up {} on {} nodes: {}",
+        d.db.name(),
+        d.cluster.nodes.len(),
+        d.cluster.names().join(" ")
+    );
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = d
+            .cluster
+            .nodes
+            .iter()
+            .map(|node| s.spawn(move || d.db.setup(&d.cluster, node)))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("setup panicked".into()),
+            })
+            .collect()
+    });
+    anyhow::ensure!(errors.is_empty(), "setup failed: {}", errors.join("; "));
+    for node in &d.cluster.nodes {
+        d.db.wait_ready(&d.cluster, node, READY_TIMEOUT)?;
+    }
+    info!("{} is ready", d.db.name());
+    Ok(())
+}
+
+/// Copies every node's logs into `nodes/<node>/`; failures are logged, never fatal, so a
+/// broken node cannot cost the others' logs.
+fn collect_logs(d: &Deployment, run: &RunDir) {
+    for node in &d.cluster.nodes {
+        let Ok(dir) = run.node_dir(&node.name) else {
+            warn!("cannot create the log folder for {}", node.name);
+            continue;
+        };
+        for log in d.db.log_files() {
+            let file = log
+                .file_name()
+                .map_or_else(|| "log".into(), |f| f.to_owned());
+            if let Err(e) = d.cluster.remote.download(node, &log, &dir.join(file)) {
+                warn!("cannot collect {}: {e}", log.display());
+            }
+        }
+    }
+}
+
+fn teardown(d: &Deployment) {
+    if let Some(net) = &d.net {
+        if let Err(e) = net.heal() {
+            warn!("heal at teardown: {e}");
+        }
+    }
+    for node in &d.cluster.nodes {
+        // A stopped process would hold SIGKILL's effect back until continued.
+        let _ = d.db.resume(&d.cluster, node);
+        if let Err(e) = d.db.teardown(&d.cluster, node) {
+            warn!("teardown of {}: {e}", node.name);
+        }
+    }
+}
+
+/// Prints elapsed time, ops and the faults now active every couple of seconds.
+async fn progress_line(live: Arc<Live>, no_faults: bool) {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(PROGRESS_PERIOD).await;
+        let faults: Vec<String> = live
+            .faults
+            .lock()
+            .map(|f| f.iter().cloned().collect())
+            .unwrap_or_default();
+        let faults = match (no_faults, faults.is_empty()) {
+            (true, _) => String::new(),
+            (false, true) => "; faults: none".into(),
+            (false, false) => format!("; faults: {}", faults.join(" ")),
+        };
+        eprintln!(
+            "[{:6.1}s] {} ops: {} ok, {} fail, {} info{faults}",
+            started.elapsed().as_secs_f64(),
+            live.invocations.load(Ordering::Relaxed),
+            live.ok.load(Ordering::Relaxed),
+            live.fail.load(Ordering::Relaxed),
+            live.info.load(Ordering::Relaxed),
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Binds workloads from the `workloads` crate to the harness: their operations as generators,
+//! their final reads, their clients per worker, and the checker that judges a stored run.
+//!
+//! A stored run is re-checked from `test.json` alone ([`check_options`]), so everything the
+//! checker needs must follow from the workload's name.
+
+use crate::generator::{self, Context, Gen, Generator, Next};
+use checkers::history::Value;
+use checkers::linearizable::Options;
+use checkers::model::ModelKind;
+use checkers::rng::Rng;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use workloads::client::{Client, Outcome};
+use workloads::register::{RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient};
+
+/// The workloads `faultline test --workload` knows.
+pub const NAMES: &[&str] = &[RegisterWorkload::NAME];
+/// The deliberately broken clients `--client-bug` knows.
+pub const CLIENT_BUGS: &[&str] = &["stale-cache"];
+
+/// Attempts at each final read before giving up on it (the check then sees only failures).
+const MAX_FINAL_READ_ATTEMPTS: u64 = 100;
+
+/// How long the checker may take on a run before answering unknown.
+pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(300);
+
+/// A workload ready to run.
+pub struct Workload {
+    register: RegisterWorkload,
+    ops: Arc<Mutex<RegisterOps>>,
+    stale_cache: bool,
+}
+
+impl Workload {
+    pub fn new(name: &str, client_bug: Option<&str>) -> anyhow::Result<Workload> {
+        anyhow::ensure!(name == RegisterWorkload::NAME, "unknown workload {name:?}");
+        let register = RegisterWorkload::default();
+        let ops = register
+            .ops()
+            .map_err(|e| anyhow::anyhow!("register workload: {e}"))?;
+        Ok(Workload {
+            register,
+            ops: Arc::new(Mutex::new(ops)),
+            stale_cache: client_bug == Some("stale-cache"),
+        })
+    }
+
+    /// The endless stream of client operations. The RNG is the runner's, seeded by the run.
+    pub fn ops(&self) -> Gen {
+        let ops = self.ops.clone();
+        generator::from_fn(move |rng| ops.lock().unwrap_or_else(|p| p.into_inner()).next(rng))
+    }
+
+    /// After healing: one successful read of every key the run wrote, so that a lost write
+    /// shows up even when nobody read that key during the faults.
+    pub fn final_reads(&self) -> Gen {
+        Box::new(FinalReads {
+            ops: self.ops.clone(),
+            reads: None,
+        })
+    }
+
+    /// The client for worker `w`, talking to the node at `addr`.
+    pub fn client(&self, addr: SocketAddr, _w: u32) -> AnyClient {
+        if self.stale_cache {
+            AnyClient::StaleCache(self.register.stale_cache_client(addr))
+        } else {
+            AnyClient::Register(self.register.client(addr))
+        }
+    }
+}
+
+/// Every client type a workload may hand the runner.
+pub enum AnyClient {
+    Register(RegisterClient),
+    StaleCache(StaleCacheClient),
+}
+
+impl Client for AnyClient {
+    async fn invoke(&mut self, f: &str, value: &Value) -> Outcome {
+        match self {
+            AnyClient::Register(c) => c.invoke(f, value).await,
+            AnyClient::StaleCache(c) => c.invoke(f, value).await,
+        }
+    }
+}
+
+/// Reads every key used so far until each read succeeds; the key list is taken when the
+/// phase starts, after the main phase has written everything it will.
+struct FinalReads {
+    ops: Arc<Mutex<RegisterOps>>,
+    reads: Option<Gen>,
+}
+
+impl Generator for FinalReads {
+    fn next(&mut self, ctx: &Context, rng: &mut Rng) -> Next {
+        let ops = &self.ops;
+        self.reads
+            .get_or_insert_with(|| {
+                let keys = ops.lock().unwrap_or_else(|p| p.into_inner()).keys_used();
+                generator::phases(
+                    keys.map(|k| {
+                        generator::until_ok(generator::limit(
+                            MAX_FINAL_READ_ATTEMPTS,
+                            generator::from_fn(move |_| {
+                                ("read".into(), serde_json::json!([k, null]))
+                            }),
+                        ))
+                    })
+                    .collect(),
+                )
+            })
+            .next(ctx, rng)
+    }
+
+    fn completed(&mut self, c: &generator::Completion) {
+        if let Some(g) = &mut self.reads {
+            g.completed(c);
+        }
+    }
+}
+
+/// The model and options that judge a workload's history.
+pub fn check_options(name: &str) -> anyhow::Result<(ModelKind, Options)> {
+    anyhow::ensure!(
+        name == RegisterWorkload::NAME,
+        "no checker for workload {name:?}"
+    );
+    let w = RegisterWorkload::default();
+    let mut options = Options::new(w.semantics());
+    options.time_limit = Some(CHECK_TIME_LIMIT);
+    Ok((w.model(), options))
+}

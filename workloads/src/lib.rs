@@ -1,0 +1,11 @@
+//! Workloads: what clients do to a system under test, and how the result is checked.
+//!
+//! This crate sits between the pure checkers and the controller: it knows how to talk to each
+//! system (its clients), what operations a workload issues, and which checker and model judge
+//! the recorded history. It does no deployment and injects no faults; the harness does.
+
+pub mod base64;
+pub mod client;
+pub mod etcd;
+pub mod http;
+pub mod register;
