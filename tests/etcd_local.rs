@@ -98,7 +98,7 @@ fn partitions_kills_and_pauses_on_local_etcd_check_valid() {
         "--time-limit",
         "12",
         "--nemesis",
-        "partition,kill,pause",
+        "partition,kill,pause,packet",
         "--nemesis-interval",
         "2",
         "--concurrency",
@@ -141,7 +141,7 @@ fn partitions_kills_and_pauses_on_local_etcd_check_valid() {
 
     let ops = history(&run);
     let fs = nemesis_fs(&ops);
-    for class in ["partition", "kill", "pause"] {
+    for class in ["partition", "kill", "pause", "packet"] {
         assert!(
             fs.contains(&format!("start-{class}")),
             "{class} started: {fs:?}"

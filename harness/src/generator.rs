@@ -289,6 +289,34 @@ fn barrier() -> Gen {
     Box::new(Barrier)
 }
 
+/// What several generators asked in turn answered, when none had an op: pending if any is,
+/// waking at the earliest time any asked for; exhausted if all are.
+#[derive(Default)]
+struct Waits {
+    pending: bool,
+    wake_ns: Option<u64>,
+}
+
+impl Waits {
+    fn pending(&mut self, until_ns: Option<u64>) {
+        self.pending = true;
+        self.wake_ns = match (self.wake_ns, until_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn answer(self) -> Next {
+        if self.pending {
+            Next::Pending {
+                until_ns: self.wake_ns,
+            }
+        } else {
+            Next::Exhausted
+        }
+    }
+}
+
 /// Runs the client and nemesis schedules side by side: whichever has an operation now goes
 /// first (the nemesis on ties); exhausted when both are.
 pub fn clients_and_nemesis(clients: Gen, nemesis: Gen) -> Gen {
@@ -298,27 +326,16 @@ pub fn clients_and_nemesis(clients: Gen, nemesis: Gen) -> Gen {
     }
     impl Generator for Both {
         fn next(&mut self, ctx: &Context, rng: &mut Rng) -> Next {
-            let mut wake: Option<u64> = None;
-            let mut pending = false;
+            let mut waits = Waits::default();
             for slot in [&mut self.nemesis, &mut self.clients] {
                 let Some(g) = slot.as_mut() else { continue };
                 match g.next(ctx, rng) {
                     Next::Op(op) => return Next::Op(op),
-                    Next::Pending { until_ns } => {
-                        pending = true;
-                        wake = match (wake, until_ns) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
-                    }
+                    Next::Pending { until_ns } => waits.pending(until_ns),
                     Next::Exhausted => *slot = None,
                 }
             }
-            if pending {
-                Next::Pending { until_ns: wake }
-            } else {
-                Next::Exhausted
-            }
+            waits.answer()
         }
         fn completed(&mut self, c: &Completion) {
             let slot = match c.thread {
@@ -368,6 +385,59 @@ pub fn until_ok(inner: Gen) -> Gen {
         inner,
         in_flight: Vec::new(),
         done: false,
+    })
+}
+
+/// A generator of its own for every client thread, made by `make(thread)` on first use
+/// (Jepsen's `each-thread`): per-thread schedules, such as a final read by every worker, or
+/// a register workload where each worker owns its keys. Each copy only ever sees its own
+/// thread as free; exhausted when every copy is.
+pub fn each_thread<F>(make: F) -> Gen
+where
+    F: Fn(Thread) -> Gen + Send + 'static,
+{
+    struct EachThread<F> {
+        make: F,
+        gens: std::collections::BTreeMap<Thread, Option<Gen>>,
+    }
+    impl<F: Fn(Thread) -> Gen + Send> Generator for EachThread<F> {
+        fn next(&mut self, ctx: &Context, rng: &mut Rng) -> Next {
+            let mut waits = Waits::default();
+            for &thread in ctx
+                .threads
+                .iter()
+                .filter(|t| matches!(t, Thread::Client(_)))
+            {
+                let slot = self
+                    .gens
+                    .entry(thread)
+                    .or_insert_with(|| Some((self.make)(thread)));
+                let Some(gen) = slot else { continue };
+                let own = Context {
+                    time_ns: ctx.time_ns,
+                    free: ctx.free.iter().copied().filter(|t| *t == thread).collect(),
+                    threads: vec![thread],
+                };
+                match gen.next(&own, rng) {
+                    Next::Op(op) if op.thread == thread => return Next::Op(op),
+                    Next::Op(op) => {
+                        panic!("each_thread: a copy for {thread:?} chose {:?}", op.thread)
+                    }
+                    Next::Pending { until_ns } => waits.pending(until_ns),
+                    Next::Exhausted => *slot = None,
+                }
+            }
+            waits.answer()
+        }
+        fn completed(&mut self, c: &Completion) {
+            if let Some(Some(gen)) = self.gens.get_mut(&c.thread) {
+                gen.completed(c);
+            }
+        }
+    }
+    Box::new(EachThread {
+        make,
+        gens: std::collections::BTreeMap::new(),
     })
 }
 

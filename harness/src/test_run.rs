@@ -7,7 +7,11 @@
 //! `--leave-db-running`); the check runs on whatever was recorded, Ctrl-C included.
 
 use crate::analyze;
+use crate::control::docker::{Docker, ImageSpec};
+use crate::control::iptables::IptablesNet;
 use crate::control::local::Local;
+use crate::control::netns::Netns;
+use crate::control::ssh::{Ssh, SshConfig};
 use crate::control::{Net, Node, PacketFaults, Remote};
 use crate::db::{self, Backend, Cluster, Db};
 use crate::exit::Exit;
@@ -288,10 +292,20 @@ fn run_in_dir(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let cluster = make_cluster(args, run, seed)?;
+    let stop = interrupt_on_ctrl_c(&rt);
+    let (cluster, backend_net) = make_cluster(args, run, seed, db.as_ref())?;
+    // Reach every node now, so an unreachable host or an unknown host key is refused at
+    // start, naming the host.
+    for node in &cluster.nodes {
+        let out = cluster.remote.exec(node, &crate::control::Cmd::new("true"));
+        out.map_err(|e| BadArgs(format!("node {} at {}: {e}", node.name, node.ip)))?;
+    }
     db.preflight(&cluster).map_err(|e| BadArgs(e.to_string()))?;
     write_test_json(args, seed, name, run, &cluster)?;
-    let net = make_net(&cluster, db.as_ref(), rt.handle())?;
+    let net = match backend_net {
+        Some(net) => Some(net),
+        None => db.local_net(&cluster, rt.handle())?.map(Arc::from),
+    };
     let packet_modes = refuse_unsupported(&classes, db.as_ref(), net.as_deref(), cluster.backend)?;
     let deployment = Deployment { cluster, db, net };
     let plan = Plan {
@@ -302,10 +316,13 @@ fn run_in_dir(
         packet_modes,
         seed,
     };
-    let outcome = deploy_and_drive(args, seed, run, &deployment, &workload, plan, &rt);
+    let outcome = deploy_and_drive(args, seed, run, &deployment, &workload, plan, (&rt, stop));
     collect_logs(&deployment, run);
     if args.leave_db_running {
         info!("leaving the system running, as asked");
+        if deployment.cluster.backend == Backend::Local {
+            warn!("on the local backend the peer proxies stop with the controller: members left running cannot reach each other");
+        }
     } else {
         teardown(&deployment);
     }
@@ -317,36 +334,121 @@ fn run_in_dir(
     Ok((analyze::check_run(&run.path)?, interrupted))
 }
 
-fn make_cluster(args: &TestArgs, run: &RunDir, seed: u64) -> anyhow::Result<Cluster> {
+/// From now on, Ctrl-C does not kill the controller: it sets the returned flag, and the run
+/// stops the workload, heals, collects logs, tears down and checks. During setup the flag is
+/// seen as soon as the workload would start.
+fn interrupt_on_ctrl_c(rt: &tokio::runtime::Runtime) -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let _runtime = rt.enter();
+    // Created here, not in the task, so the handler is installed before this returns.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .expect("a SIGINT handler can be installed");
+    rt.spawn(async move {
+        if interrupt.recv().await.is_some() {
+            warn!("interrupted: stopping the workload, healing, tearing down, checking (Ctrl-C again to abandon all that)");
+            let _ = stop_tx.send(true);
+        }
+        if interrupt.recv().await.is_some() {
+            error!("interrupted twice: exiting without cleaning up");
+            std::process::exit(130);
+        }
+    });
+    stop_rx
+}
+
+/// The nodes, how to reach them, and (except on the local backend, where the system brings
+/// its own) the network faults.
+fn make_cluster(
+    args: &TestArgs,
+    run: &RunDir,
+    seed: u64,
+    db: &dyn Db,
+) -> anyhow::Result<(Cluster, Option<Arc<dyn Net>>)> {
     let run_id = format!("faultline-{seed:x}-{}", std::process::id());
-    match args.backend {
+    let cluster = |nodes, remote: Arc<dyn Remote>, backend| Cluster {
+        nodes,
+        remote,
+        backend,
+        run_id: run_id.clone(),
+    };
+    let iptables = |c: &Cluster| -> Option<Arc<dyn Net>> {
+        Some(Arc::new(IptablesNet::new(
+            c.remote.clone(),
+            c.nodes.clone(),
+        )))
+    };
+    Ok(match args.backend {
         BackendArg::Local => {
-            let remote: Arc<dyn Remote> = Arc::new(Local::new(&run.path.join("work")));
-            Ok(Cluster {
-                nodes: local_nodes(args.nodes)?,
-                remote,
-                backend: Backend::Local,
-                run_id,
-            })
+            let remote = Arc::new(Local::new(&run.path.join("work")));
+            (
+                cluster(local_nodes(args.nodes)?, remote, Backend::Local),
+                None,
+            )
         }
         BackendArg::Netns => {
-            let netns = crate::control::netns::Netns::create(&run.path.join("work"), args.nodes)
+            let netns = Netns::create(&run.path.join("work"), args.nodes)
                 .map_err(|e| BadArgs(format!("cannot create the netns cluster: {e}")))?;
-            let nodes = netns.nodes();
-            Ok(Cluster {
-                nodes,
-                remote: Arc::new(netns),
-                backend: Backend::Netns,
-                run_id,
-            })
+            let c = cluster(netns.nodes(), Arc::new(netns), Backend::Netns);
+            let net = iptables(&c);
+            (c, net)
         }
-        other => Err(BadArgs(format!(
-            "the {} backend is not wired into `faultline test` yet; its control layer is \
-             tested on its own (see the closing notes of issue 3)",
-            other.to_possible_value().expect("named").get_name()
-        ))
-        .into()),
-    }
+        BackendArg::Ssh => {
+            let c = cluster(
+                ssh_nodes(&args.hosts)?,
+                Arc::new(ssh_backend(args)?),
+                Backend::Ssh,
+            );
+            let net = iptables(&c);
+            (c, net)
+        }
+        BackendArg::Docker => {
+            let spec = ImageSpec {
+                busybox: None,
+                extra_files: db.image_files().map_err(|e| BadArgs(e.to_string()))?,
+            };
+            info!("building the node image");
+            let image = spec.build().map_err(|e| BadArgs(e.to_string()))?;
+            let docker = Docker::create(&image, args.nodes).map_err(|e| BadArgs(e.to_string()))?;
+            let net: Arc<dyn Net> = Arc::new(docker.net());
+            (
+                cluster(docker.nodes(), Arc::new(docker), Backend::Docker),
+                Some(net),
+            )
+        }
+    })
+}
+
+fn ssh_backend(args: &TestArgs) -> anyhow::Result<Ssh> {
+    let key = args
+        .ssh_private_key
+        .clone()
+        .ok_or_else(|| BadArgs("the ssh backend needs --ssh-private-key PATH".into()))?;
+    let mut config = SshConfig::new(args.username.clone(), key);
+    config.strict_host_key_checking = args.strict_host_key_checking;
+    Ok(Ssh::new(config))
+}
+
+/// SSH hosts become nodes n1..nN at the hosts' addresses (resolved now: systems are told
+/// IPs). Each is connected to now, so an unreachable host or unknown key is refused at start.
+fn ssh_nodes(hosts: &[String]) -> anyhow::Result<Vec<Node>> {
+    use std::net::ToSocketAddrs;
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let ip = (host.as_str(), 22)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| BadArgs(format!("cannot resolve SSH host {host:?}")))?
+                .ip()
+                .to_string();
+            Ok(Node {
+                name: format!("n{}", i + 1),
+                ip,
+            })
+        })
+        .collect()
 }
 
 /// Local nodes get their own loopback addresses in a /24 that no other run on this host is
@@ -370,22 +472,6 @@ fn local_nodes(n: usize) -> anyhow::Result<Vec<Node>> {
         }
     }
     anyhow::bail!("no free loopback /24 for local nodes after 64 tries")
-}
-
-fn make_net(
-    cluster: &Cluster,
-    db: &dyn Db,
-    rt: &tokio::runtime::Handle,
-) -> anyhow::Result<Option<Arc<dyn Net>>> {
-    Ok(match cluster.backend {
-        Backend::Local => db.local_net(cluster, rt)?.map(Arc::from),
-        Backend::Netns | Backend::Docker | Backend::Ssh => {
-            Some(Arc::new(crate::control::iptables::IptablesNet::new(
-                cluster.remote.clone(),
-                cluster.nodes.clone(),
-            )))
-        }
-    })
 }
 
 /// Refuses, before anything starts, a fault this system or backend cannot inject; returns
@@ -510,7 +596,7 @@ fn deploy_and_drive(
     d: &Deployment,
     workload: &Workload,
     plan: Plan,
-    rt: &tokio::runtime::Runtime,
+    (rt, stop_rx): (&tokio::runtime::Runtime, tokio::sync::watch::Receiver<bool>),
 ) -> anyhow::Result<bool> {
     setup_all(d)?;
     let live = Arc::new(Live::default());
@@ -531,13 +617,6 @@ fn deploy_and_drive(
     let client = |w: u32| workload.client(addrs[w as usize % addrs.len()], w);
     let mut history = run.history()?;
     let interrupted = rt.block_on(async {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let ctrl_c = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                warn!("interrupted: stopping the workload, healing, tearing down, checking");
-                let _ = stop_tx.send(true);
-            }
-        });
         let progress = tokio::spawn(progress_line(live.clone(), no_faults));
         let mut hooks = Hooks::new(Some(executor.clone()));
         hooks.stop = Some(stop_rx.clone());
@@ -553,7 +632,6 @@ fn deploy_and_drive(
                 generator::nemesis_script(vec![("stop-all".into(), serde_json::Value::Null)]);
             runner::run_with(&config, script, client, heal, &mut history).await?;
         }
-        ctrl_c.abort();
         progress.abort();
         let summary = summary?;
         info!(

@@ -365,6 +365,38 @@ impl super::Net for LocalNet {
 
 #[cfg(test)]
 mod net_tests {
+    /// The local backend's network passes the same partition checks as every backend's.
+    #[test]
+    fn local_net_passes_the_net_conformance_checks() {
+        use std::io::{Read, Write};
+        let rt = rt();
+        let (net, nodes) = rt.block_on(async {
+            let mut peers = Vec::new();
+            for i in 1..=5 {
+                peers.push((format!("n{i}"), echo_server().await));
+            }
+            (LocalNet::start(&peers, "127.0.0.1").await.unwrap(), peers)
+        });
+        let nodes: Vec<crate::control::Node> = nodes
+            .iter()
+            .map(|(name, addr)| crate::control::Node {
+                name: name.clone(),
+                ip: addr.ip().to_string(),
+            })
+            .collect();
+        // A real round trip from a to b through a's link to b.
+        let reachable = |a: &crate::control::Node, b: &crate::control::Node| {
+            let addr = net.peer_addr(&a.name, &b.name).unwrap();
+            let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+                return false;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut got = [0u8; 4];
+            s.write_all(b"ping").is_ok() && s.read_exact(&mut got).is_ok() && &got == b"ping"
+        };
+        crate::control::conformance::net(&net, &nodes, &reachable);
+    }
+
     use super::tests_support::*;
     use super::*;
     use crate::partition::{connected, random_halves};

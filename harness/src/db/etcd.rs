@@ -187,6 +187,10 @@ impl Db for Etcd {
             .collect()
     }
 
+    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+        super::binary_with_libs(SYSTEM, "etcd")
+    }
+
     fn client_addr(&self, node: &Node) -> SocketAddr {
         SocketAddr::new(
             node.ip.parse().expect("node addresses are IPs"),

@@ -130,6 +130,12 @@ pub trait Db: Send + Sync {
     /// The nodes that currently lead (for targeted faults); empty when none is known.
     fn primaries(&self, cluster: &Cluster) -> Vec<String>;
 
+    /// Host files to put into node images (the docker backend builds its image from them):
+    /// the system's binaries and the shared libraries they load, as (host path, image path).
+    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+        Ok(Vec::new())
+    }
+
     /// Where clients of `node` connect.
     fn client_addr(&self, node: &Node) -> SocketAddr;
 
@@ -157,6 +163,43 @@ fn wait_gone(remote: &dyn Remote, node: &Node, d: &Daemon) -> Result<(), Control
         script: "kill -KILL".into(),
         cause: "the daemon was still alive 10 s after SIGKILL".into(),
     })
+}
+
+/// `binary` from the controller's PATH with every shared library `ldd` says it loads, each
+/// at its own path, so it runs in an image that has nothing else.
+pub fn binary_with_libs(
+    system: &'static str,
+    binary: &str,
+) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+    let setup = |what: String| DbError::Setup { system, what };
+    let path = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(binary))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| {
+            setup(format!(
+                "no {binary} on the controller's PATH to put in the image"
+            ))
+        })?;
+    let out = std::process::Command::new("ldd")
+        .arg(&path)
+        .output()
+        .map_err(|e| setup(format!("cannot run ldd: {e}")))?;
+    let mut files = vec![(path.clone(), path)];
+    // Lines look like `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or
+    // `/lib64/ld-linux-x86-64.so.2 (0x...)`; a static binary has none.
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let lib = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(lib) = lib.filter(|l| l.starts_with('/')) {
+            files.push((PathBuf::from(lib), PathBuf::from(lib)));
+        }
+    }
+    Ok(files)
 }
 
 /// The systems `faultline test --system` knows.

@@ -229,3 +229,18 @@ fn until_ok_ignores_other_generators_successes() {
         "reads continue despite the writes' oks: last at {last_read}"
     );
 }
+
+#[test]
+fn each_thread_gives_every_worker_its_own_schedule() {
+    // Every worker reads exactly twice, then the generator is exhausted.
+    let gen = each_thread(|t| {
+        let Thread::Client(w) = t else { unreachable!() };
+        limit(2, from_fn(move |_| ("read".into(), json!(w))))
+    });
+    let ops = simulate(gen, 4, 1_000, 1, 100, ok);
+    assert_eq!(ops.len(), 8, "{ops:?}");
+    for w in 0..4 {
+        let mine = ops.iter().filter(|d| d.thread == Thread::Client(w)).count();
+        assert_eq!(mine, 2, "worker {w} runs its own two ops");
+    }
+}
