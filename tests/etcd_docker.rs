@@ -3,21 +3,15 @@
 //! on a user-defined network, partitions it with iptables inside the containers' network
 //! namespaces, kills and pauses members, and checks.
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::*;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 fn require(what: &str, ok: bool, install: &str) {
     assert!(ok, "{what} is missing: {install}");
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// The names of this run's containers, as the engine lists them.

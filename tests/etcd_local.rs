@@ -3,7 +3,10 @@
 //! and pauses, heals, collects logs, tears down and checks; a deliberately broken client is
 //! caught; Ctrl-C heals, tears down and checks what was recorded.
 
-use serde_json::Value;
+mod common;
+
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -31,30 +34,6 @@ fn faultline(args: &[&str]) -> Command {
     c
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn history(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn nemesis_fs(ops: &[Value]) -> Vec<String> {
-    ops.iter()
-        .filter(|op| op["process"] == "nemesis" && op["type"] == "ok")
-        .map(|op| op["f"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// No etcd of this run may outlive it: teardown kills every member.
 fn assert_no_members_left(run: &Path) {
     // A member's command line does not name its directory, but its working directory does.
@@ -69,18 +48,6 @@ fn assert_no_members_left(run: &Path) {
             );
         }
     }
-}
-
-/// Whether any member's collected log says `what`.
-fn logs_say(run: &Path, nodes: usize, what: &str) -> bool {
-    (1..=nodes).any(|n| {
-        std::fs::read_to_string(run.join(format!("nodes/n{n}/etcd.log")))
-            .is_ok_and(|log| log.contains(what))
-    })
-}
-
-fn run_dir(store: &Path) -> PathBuf {
-    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
 }
 
 #[test]
@@ -164,10 +131,7 @@ fn partitions_kills_and_pauses_on_local_etcd_check_valid() {
         kill["value"]["nodes"].as_array().is_some(),
         "the nemesis says whom it killed: {kill}"
     );
-    let clients_ok = ops
-        .iter()
-        .filter(|op| op["process"].is_u64() && op["type"] == "ok")
-        .count();
+    let clients_ok = clients_ok(&ops);
     assert!(clients_ok > 100, "clients made progress: {clients_ok} ok");
 
     for n in 1..=5 {
@@ -420,18 +384,7 @@ fn bad_arguments_and_impossible_faults_are_refused_by_name() {
 #[test]
 fn netns_run_with_iptables_partitions_checks_valid() {
     require_etcd();
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .map(|u| u.split_whitespace().next().unwrap().to_string())
-        })
-        .unwrap();
-    assert_eq!(
-        uid, "0",
-        "the netns backend needs root (network namespaces, iptables)"
-    );
+    require_root("the netns backend creates network namespaces and iptables rules");
     let store = store("netns");
     let out = faultline(&[
         "test",

@@ -494,12 +494,9 @@ fn refuse_unsupported(
                 ));
             }
             FaultClass::Clock => {
-                return refuse(format!(
-                    "fault class clock is not available for {}: it is a Go binary, which \
-                     reads the clock through the vDSO and so bypasses libfaketime; the \
-                     reference systems will read a harness-controlled clock offset",
-                    db.name()
-                ));
+                if let Err(why) = db.clock_faults() {
+                    return refuse(format!("fault class clock is not available: {why}"));
+                }
             }
             FaultClass::Disk => {
                 return refuse(
@@ -722,8 +719,8 @@ fn collect_logs(d: &Deployment, run: &RunDir) {
 
 fn teardown(d: &Deployment) {
     if let Some(net) = &d.net {
-        if let Err(e) = net.heal() {
-            warn!("heal at teardown: {e}");
+        if let Err(e) = net.heal().and_then(|()| net.teardown()) {
+            warn!("network teardown: {e}");
         }
     }
     for node in &d.cluster.nodes {

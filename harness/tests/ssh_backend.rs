@@ -5,9 +5,13 @@
 //! Needs Debian's openssh-server and openssh-client; a missing tool fails the test naming
 //! the package, never skips it.
 
+#[path = "../../tests/common/sshd_config.rs"]
+mod sshd_config;
+
 use faultline::control::conformance;
 use faultline::control::ssh::{Ssh, SshConfig, SshError};
 use faultline::control::{Cmd, ControlError, Node, Remote};
+use sshd_config::sshd_config;
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -45,7 +49,11 @@ impl Sshd {
         keygen(&dir.join("host_ecdsa"), "ecdsa");
         keygen(&dir.join("client"), "ed25519");
         keygen(&dir.join("stranger"), "ed25519");
-        std::fs::write(dir.join("sshd_config"), sshd_config(&dir)).unwrap();
+        std::fs::write(
+            dir.join("sshd_config"),
+            sshd_config(&dir, "127.0.0.1", &["host_ed25519", "host_ecdsa"]),
+        )
+        .unwrap();
         let mut sshd = Sshd {
             dir,
             port: free_port(),
@@ -153,27 +161,6 @@ impl Drop for Sshd {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn sshd_config(dir: &Path) -> String {
-    let d = dir.display();
-    format!(
-        "ListenAddress 127.0.0.1\n\
-         HostKey {d}/host_ed25519\n\
-         HostKey {d}/host_ecdsa\n\
-         AuthorizedKeysFile {d}/client.pub\n\
-         PidFile none\n\
-         StrictModes no\n\
-         UsePAM no\n\
-         PubkeyAuthentication yes\n\
-         PasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\n\
-         PermitRootLogin prohibit-password\n\
-         Subsystem sftp internal-sftp\n\
-         MaxStartups 64\n\
-         MaxSessions 64\n\
-         LogLevel VERBOSE\n"
-    )
 }
 
 fn require_tools() {

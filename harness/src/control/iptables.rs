@@ -70,7 +70,7 @@ impl IptablesNet {
     /// Removes everything this may have put on the nodes: faults, the chain and its jump
     /// from INPUT. For hosts that outlive the test (SSH); namespaces and containers go away
     /// whole.
-    pub fn teardown(&self) -> Result<(), ControlError> {
+    pub fn remove_all(&self) -> Result<(), ControlError> {
         let ipt = self.tools.iptables;
         let script = format!(
             "if {ipt} -w -n -L {CHAIN} >/dev/null 2>&1; then \
@@ -236,6 +236,10 @@ impl IptablesNet {
 }
 
 impl Net for IptablesNet {
+    fn teardown(&self) -> Result<(), ControlError> {
+        self.remove_all()
+    }
+
     fn partition(&self, grudge: &Grudge) -> Result<(), ControlError> {
         let plan = self.dropped_ips(grudge)?;
         let ips_of = |node: &Node| {

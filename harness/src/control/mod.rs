@@ -5,6 +5,7 @@
 //! written once against this interface. Calls are synchronous (SSH sessions are); the async
 //! runner calls them from blocking tasks.
 
+pub mod clock;
 pub mod conformance;
 pub mod daemon;
 pub mod docker;
@@ -191,6 +192,12 @@ pub trait Net: Send + Sync {
     /// Applies packet faults to every link between nodes, replacing earlier ones; the
     /// default (all zero) removes them.
     fn packet(&self, faults: &PacketFaults) -> Result<(), ControlError>;
+
+    /// Removes whatever the faults installed (rules, chains, qdiscs), for hosts that outlive
+    /// the test. Called once at the end, after `heal`.
+    fn teardown(&self) -> Result<(), ControlError> {
+        Ok(())
+    }
 }
 
 /// Packet faults on every link, as `tc netem` expresses them.

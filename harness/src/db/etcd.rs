@@ -117,7 +117,7 @@ impl Db for Etcd {
     fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
         cluster
             .remote
-            .exec(node, &Cmd::new("rm -rf data && mkdir -p log"))?;
+            .exec(node, &Cmd::new("rm -rf data log && mkdir -p log"))?;
         self.start(cluster, node)
     }
 
@@ -170,21 +170,36 @@ impl Db for Etcd {
 
     /// Every member that calls itself the leader: during a partition a deposed leader may
     /// still think it leads, and isolating it too is what a targeted fault wants.
+    /// Members are asked at once, so paused ones (which never answer) cost one probe
+    /// timeout, not one each.
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
-        cluster
-            .nodes
-            .iter()
-            .filter(|n| {
-                probe(self.client_addr(n), "POST", "/v3/maintenance/status", "{}")
-                    .ok()
-                    .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
-                    .is_some_and(|s| {
-                        let me = &s["header"]["member_id"];
-                        !me.is_null() && *me == s["leader"]
-                    })
-            })
-            .map(|n| n.name.clone())
-            .collect()
+        let leads = |n: &Node| {
+            probe(self.client_addr(n), "POST", "/v3/maintenance/status", "{}")
+                .ok()
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .is_some_and(|s| {
+                    let me = &s["header"]["member_id"];
+                    !me.is_null() && *me == s["leader"]
+                })
+        };
+        std::thread::scope(|s| {
+            let asks: Vec<_> = cluster
+                .nodes
+                .iter()
+                .map(|n| (n, s.spawn(move || leads(n))))
+                .collect();
+            asks.into_iter()
+                .filter_map(|(n, ask)| matches!(ask.join(), Ok(true)).then(|| n.name.clone()))
+                .collect()
+        })
+    }
+
+    fn clock_faults(&self) -> Result<(), String> {
+        Err(
+            "etcd is a Go binary, which reads the clock through the vDSO and so bypasses \
+             libfaketime"
+                .into(),
+        )
     }
 
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {

@@ -130,6 +130,15 @@ pub trait Db: Send + Sync {
     /// The nodes that currently lead (for targeted faults); empty when none is known.
     fn primaries(&self, cluster: &Cluster) -> Vec<String>;
 
+    /// Whether the system's daemons run under the controllable clock
+    /// ([`crate::control::clock::wrap`]), so clock faults reach them; the error says why not.
+    fn clock_faults(&self) -> Result<(), String> {
+        Err(format!(
+            "{} does not run under a controllable clock",
+            self.name()
+        ))
+    }
+
     /// Host files to put into node images (the docker backend builds its image from them):
     /// the system's binaries and the shared libraries they load, as (host path, image path).
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {

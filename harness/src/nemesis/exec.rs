@@ -5,7 +5,7 @@
 //! SSH, iptables), so each op runs on tokio's blocking pool. A fault that fails part way is
 //! recorded as `info` with the error: some of it may have happened.
 
-use crate::control::{Net, Node, PacketFaults};
+use crate::control::{clock, Net, Node, PacketFaults};
 use crate::db::{Cluster, Db};
 use crate::partition::{self, Grudge};
 use crate::runner::Live;
@@ -36,6 +36,7 @@ struct Active {
     packet: bool,
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
+    clocked: BTreeSet<String>,
 }
 
 impl Executor {
@@ -85,6 +86,8 @@ impl Inner {
             "stop-kill" => self.stop_kill(),
             "start-pause" => self.start_pause(value),
             "stop-pause" => self.stop_pause(),
+            "start-clock" => self.start_clock(value),
+            "stop-clock" => self.stop_clock(),
             "start-packet" => self.start_packet(value),
             "stop-packet" => self.stop_packet(),
             "stop-all" => self.stop_all(),
@@ -117,6 +120,9 @@ impl Inner {
             Some(g) => grudge_from_json(g)?,
             None if topology == "primaries" => {
                 let primaries = self.db.primaries(&self.cluster);
+                if primaries.is_empty() {
+                    return Err("no primary found: nothing to isolate".into());
+                }
                 partition::isolate(&self.cluster.names(), &primaries)
             }
             None => return Err(format!("partition {topology:?} has no grudge")),
@@ -149,6 +155,9 @@ impl Inner {
                 .collect::<Result<_, _>>()?,
             None => self.db.primaries(&self.cluster),
         };
+        if names.is_empty() {
+            return Err("no target: no primary found".into());
+        }
         names
             .iter()
             .map(|n| {
@@ -210,6 +219,42 @@ impl Inner {
         Ok(json!({"resumed": paused}))
     }
 
+    fn start_clock(&self, value: &Value) -> Result<Value, String> {
+        let mode = value["mode"].as_str().ok_or("a clock fault has a mode")?;
+        let offsets = value["offsets_ms"]
+            .as_object()
+            .ok_or("a clock fault has offsets_ms")?;
+        let period_ms = value["period_ms"].as_u64().unwrap_or(50);
+        let remote = self.cluster.remote.as_ref();
+        for (name, offset) in offsets {
+            let node = self
+                .cluster
+                .node(name)
+                .ok_or_else(|| format!("no node {name:?} in this cluster"))?;
+            let offset_ms = offset.as_i64().ok_or("offsets are integers (ms)")?;
+            self.active().clocked.insert(name.clone());
+            let done = match mode {
+                "strobe" => clock::start_strobe(remote, node, offset_ms, period_ms),
+                "bump" | "skew" => clock::set_offset(remote, node, offset_ms),
+                other => return Err(format!("unknown clock fault mode {other:?}")),
+            };
+            done.map_err(|e| e.to_string())?;
+        }
+        self.mark("clock", true);
+        Ok(value.clone())
+    }
+
+    fn stop_clock(&self) -> Result<Value, String> {
+        let clocked: Vec<String> = self.active().clocked.iter().cloned().collect();
+        for name in &clocked {
+            let node = self.cluster.node(name).ok_or("unknown node")?;
+            clock::stop_strobe(self.cluster.remote.as_ref(), node).map_err(|e| e.to_string())?;
+            self.active().clocked.remove(name);
+        }
+        self.mark("clock", false);
+        Ok(json!({"reset": clocked}))
+    }
+
     fn start_packet(&self, value: &Value) -> Result<Value, String> {
         let faults: PacketFaults = serde_json::from_value(value.clone())
             .map_err(|e| format!("bad packet faults {value}: {e}"))?;
@@ -231,13 +276,14 @@ impl Inner {
     /// Stops every fault in effect; keeps going past errors so as much heals as can, and
     /// reports them all.
     fn stop_all(&self) -> Result<Value, String> {
-        let (partitioned, packet, killed, paused) = {
+        let (partitioned, packet, killed, paused, clocked) = {
             let a = self.active();
             (
                 a.partitioned,
                 a.packet,
                 !a.killed.is_empty(),
                 !a.paused.is_empty(),
+                !a.clocked.is_empty(),
             )
         };
         let mut done = BTreeMap::new();
@@ -257,6 +303,7 @@ impl Inner {
         step("kill", killed, &|| self.stop_kill());
         step("partition", partitioned, &|| self.stop_partition());
         step("packet", packet, &|| self.stop_packet());
+        step("clock", clocked, &|| self.stop_clock());
         if errors.is_empty() {
             Ok(serde_json::to_value(done).expect("json"))
         } else {
@@ -292,7 +339,124 @@ fn grudge_from_json(v: &Value) -> Result<Grudge, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::daemon::{self, Daemon};
+    use crate::control::local::Local;
+    use crate::control::Cmd;
+    use crate::db::{Backend, DbError};
     use checkers::rng::Rng;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// A real system for nemesis tests: one shell daemon per node, under the controllable
+    /// clock, that appends what its clock says ten times a second.
+    struct ClockProbe;
+
+    impl Db for ClockProbe {
+        fn name(&self) -> &'static str {
+            "clock-probe"
+        }
+        fn preflight(&self, _c: &Cluster) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn setup(&self, c: &Cluster, node: &Node) -> Result<(), DbError> {
+            self.start(c, node)
+        }
+        fn wait_ready(&self, _c: &Cluster, _n: &Node, _t: Duration) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn start(&self, c: &Cluster, node: &Node) -> Result<(), DbError> {
+            let lib = clock::library(c.remote.as_ref(), node)?;
+            clock::set_offset(c.remote.as_ref(), node, 0)?;
+            let probe = "sh -c 'while :; do date +%s >> log/clock.out; sleep 0.1; done'";
+            daemon::start(
+                c.remote.as_ref(),
+                node,
+                &clock::wrap(&lib, probe),
+                &self.daemon(),
+            )?;
+            Ok(())
+        }
+        fn daemon(&self) -> Daemon {
+            Daemon {
+                pidfile: "run/probe.pid".into(),
+                logfile: "log/probe.log".into(),
+            }
+        }
+        fn teardown(&self, c: &Cluster, node: &Node) -> Result<(), DbError> {
+            self.kill(c, node).map(|_| ())
+        }
+        fn log_files(&self) -> Vec<std::path::PathBuf> {
+            vec!["log/clock.out".into()]
+        }
+        fn primaries(&self, _c: &Cluster) -> Vec<String> {
+            Vec::new()
+        }
+        fn client_addr(&self, _node: &Node) -> std::net::SocketAddr {
+            "127.0.0.1:1".parse().unwrap()
+        }
+        fn clock_faults(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn local_net(
+            &self,
+            _c: &Cluster,
+            _rt: &tokio::runtime::Handle,
+        ) -> Result<Option<Box<dyn Net>>, DbError> {
+            Ok(None)
+        }
+    }
+
+    /// How far ahead of the true time a node's probe last said it was, in seconds.
+    fn skew_s(c: &Cluster, node: &Node) -> i64 {
+        let out = c
+            .remote
+            .exec(node, &Cmd::new("tail -n 1 log/clock.out"))
+            .unwrap();
+        let seen: i64 = out.stdout_text().trim().parse().unwrap();
+        seen - SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    #[test]
+    fn clock_faults_move_the_targets_clocks_and_stop_all_resets_them() {
+        let root = std::env::temp_dir().join(format!("faultline-nemesis-{}", std::process::id()));
+        let cluster = Cluster {
+            nodes: (1..=2)
+                .map(|i| Node {
+                    name: format!("n{i}"),
+                    ip: "127.0.0.1".into(),
+                })
+                .collect(),
+            remote: Arc::new(Local::new(&root)),
+            backend: Backend::Local,
+            run_id: "clock-test".into(),
+        };
+        let db: Arc<dyn Db> = Arc::new(ClockProbe);
+        for node in &cluster.nodes {
+            db.setup(&cluster, node).unwrap();
+        }
+        let live = Arc::new(Live::default());
+        let nemesis = Executor::new(cluster.clone(), db.clone(), None, live.clone());
+        let bump = json!({"mode": "bump", "offsets_ms": {"n2": 3_600_000}});
+        nemesis.inner.apply("start-clock", &bump).unwrap();
+        assert!(live.faults.lock().unwrap().contains("clock"));
+        std::thread::sleep(Duration::from_millis(400));
+        let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[1]);
+        assert!(skew_s(&cluster, n1).abs() <= 2, "n1 untouched");
+        assert!(
+            (3590..=3610).contains(&skew_s(&cluster, n2)),
+            "n2 an hour ahead"
+        );
+        let healed = nemesis.heal_all().unwrap();
+        assert_eq!(healed["clock"]["reset"], json!(["n2"]), "{healed}");
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(skew_s(&cluster, n2).abs() <= 2, "n2 back to the true time");
+        assert!(!live.faults.lock().unwrap().contains("clock"));
+        for node in &cluster.nodes {
+            db.teardown(&cluster, node).unwrap();
+        }
+    }
 
     #[test]
     fn grudges_round_trip_through_the_history() {

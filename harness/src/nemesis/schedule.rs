@@ -117,7 +117,8 @@ impl Schedule {
                 let m = modes[self.rng.below(modes.len() as u64) as usize];
                 serde_json::to_value(m).expect("packet faults serialize")
             }
-            FaultClass::Clock | FaultClass::Disk => Value::Null,
+            FaultClass::Clock => self.clock_value(),
+            FaultClass::Disk => Value::Null,
         }
     }
 
@@ -147,6 +148,33 @@ impl Schedule {
             Some(g) => json!({"topology": topology, "grudge": partition::to_json(&g)}),
             None => json!({"topology": topology}),
         }
+    }
+
+    /// Bump one node, skew several by different amounts, or strobe some: offsets up to a
+    /// minute either way, enough to outlast leases and election timeouts.
+    fn clock_value(&mut self) -> Value {
+        let modes = ["bump", "skew", "strobe"];
+        let mode = modes[self.rng.below(modes.len() as u64) as usize];
+        let mut nodes = self.plan.nodes.clone();
+        for i in (1..nodes.len()).rev() {
+            let j = self.rng.below(i as u64 + 1) as usize;
+            nodes.swap(i, j);
+        }
+        let count = match mode {
+            "bump" => 1,
+            _ => 1 + self.rng.below(nodes.len() as u64) as usize,
+        };
+        let mut offsets = serde_json::Map::new();
+        for node in nodes.into_iter().take(count) {
+            let magnitude = 100 + self.rng.below(60_000) as i64;
+            let sign = if self.rng.below(2) == 0 { -1 } else { 1 };
+            offsets.insert(node, json!(sign * magnitude));
+        }
+        let mut value = json!({"mode": mode, "offsets_ms": offsets});
+        if mode == "strobe" {
+            value["period_ms"] = json!(10 + self.rng.below(90));
+        }
+        value
     }
 
     fn targets_value(&mut self) -> Value {

@@ -1,0 +1,83 @@
+//! What the end-to-end tests share: reading a stored run back (its JSON documents, history
+//! and collected logs) and refusing to run without the real components they need.
+
+#![allow(dead_code)] // Each test file uses its own subset.
+
+mod sshd_config;
+#[allow(unused_imports)] // Only the ssh tests start an sshd.
+pub use sshd_config::sshd_config;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Fails, naming the Debian package, unless `tool` is on the PATH.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{tool}` is not on the PATH: install the Debian package {package}"
+    );
+}
+
+/// Fails unless the test runs as root (namespaces, iptables, the Docker engine).
+pub fn require_root(why: &str) {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap();
+    assert_eq!(uid, "0", "this test needs root: {why}");
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The run's history, one op map per event.
+pub fn history(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The `f` of every nemesis op that completed ok, in order.
+pub fn nemesis_fs(ops: &[Value]) -> Vec<String> {
+    ops.iter()
+        .filter(|op| op["process"] == "nemesis" && op["type"] == "ok")
+        .map(|op| op["f"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Whether any of the run's `nodes` members' collected etcd logs says `what`.
+pub fn logs_say(run: &Path, nodes: usize, what: &str) -> bool {
+    (1..=nodes).any(|n| {
+        std::fs::read_to_string(run.join(format!("nodes/n{n}/etcd.log")))
+            .is_ok_and(|log| log.contains(what))
+    })
+}
+
+/// The newest run of a store.
+pub fn run_dir(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store.join("latest")).expect("store/latest points at the run")
+}
+
+/// How many client operations completed `ok` (the nemesis's are not counted).
+pub fn clients_ok(ops: &[Value]) -> usize {
+    ops.iter()
+        .filter(|op| op["process"].is_u64() && op["type"] == "ok")
+        .count()
+}
