@@ -1,0 +1,87 @@
+//! The node's clock: monotonic time since start, plus an offset the harness may change.
+//!
+//! Reference systems take clock faults this way rather than through libfaketime: the
+//! harness writes a signed number of milliseconds to a file and the node re-reads it, so
+//! skews, bumps and strobes reach the core's `now_ms` exactly, on any backend.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often the offset file is re-read.
+const REREAD_MS: u64 = 100;
+/// Offsets beyond this are ignored as garbage (a year, in ms).
+pub const MAX_OFFSET_MS: i64 = 365 * 24 * 3_600 * 1_000;
+
+#[derive(Debug)]
+pub struct Clock {
+    start: Instant,
+    offset_file: Option<PathBuf>,
+    offset_ms: i64,
+    read_at: Option<Instant>,
+}
+
+impl Clock {
+    pub fn new(offset_file: Option<PathBuf>) -> Self {
+        Clock {
+            start: Instant::now(),
+            offset_file,
+            offset_ms: 0,
+            read_at: None,
+        }
+    }
+
+    /// The node's time in ms. Starts near zero; may jump when the offset changes.
+    pub fn now_ms(&mut self) -> u64 {
+        self.refresh();
+        let base = self.start.elapsed().as_millis() as i64;
+        // Start the clock well above zero so negative offsets have room.
+        (base + MAX_OFFSET_MS + self.offset_ms).max(0) as u64
+    }
+
+    fn refresh(&mut self) {
+        let Some(file) = &self.offset_file else {
+            return;
+        };
+        let due = self
+            .read_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(REREAD_MS));
+        if !due {
+            return;
+        }
+        self.read_at = Some(Instant::now());
+        self.offset_ms = match std::fs::read_to_string(file) {
+            Ok(text) => match text.trim().parse::<i64>() {
+                Ok(ms) if ms.abs() <= MAX_OFFSET_MS => ms,
+                _ => {
+                    tracing::warn!(file = %file.display(), "ignoring an unreadable clock offset");
+                    self.offset_ms
+                }
+            },
+            Err(_) => 0, // No file: no fault.
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_file_moves_the_clock_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("offset");
+        let mut c = Clock::new(Some(file.clone()));
+        let before = c.now_ms();
+        std::fs::write(&file, "60000\n").unwrap();
+        c.read_at = None;
+        let ahead = c.now_ms();
+        assert!(ahead >= before + 60_000, "{before} -> {ahead}");
+        std::fs::write(&file, "-60000").unwrap();
+        c.read_at = None;
+        let behind = c.now_ms();
+        assert!(behind + 60_000 <= before + 1_000, "{before} -> {behind}");
+        std::fs::write(&file, "garbage").unwrap();
+        c.read_at = None;
+        assert!(c.now_ms() < before + 1_000, "garbage keeps the last offset");
+    }
+}
