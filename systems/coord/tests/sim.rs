@@ -413,3 +413,112 @@ fn acknowledging_before_fsync_is_caught() {
 fn electing_a_stale_leader_is_caught() {
     bug_is_caught("stale-leader", crashes5, true);
 }
+
+/// Creates one ephemeral znode, then falls silent: its session must expire.
+struct Member {
+    name: String,
+    created: bool,
+}
+
+impl SimClient<CoordServer> for Member {
+    fn on_connect(&mut self, io: &mut ClientIo<'_, CoordServer>) {
+        if !self.created {
+            io.send(ClientMsg::Connect {
+                session: None,
+                timeout_ms: 1_000,
+                last_zxid: 0,
+            });
+        }
+    }
+
+    fn on_idle(&mut self, _io: &mut ClientIo<'_, CoordServer>) {}
+
+    fn on_response(&mut self, io: &mut ClientIo<'_, CoordServer>, resp: ServerMsg) {
+        match resp {
+            ServerMsg::Connected { .. } => {
+                let create = Request::Create(CreateRequest {
+                    path: format!("/{}", self.name),
+                    data: Vec::new(),
+                    acl: Acl::open(),
+                    flags: CreateFlags::EPHEMERAL,
+                });
+                io.invoke(
+                    "join",
+                    Value::from(self.name.clone()),
+                    ClientMsg::Op {
+                        xid: 1,
+                        request: create,
+                    },
+                );
+            }
+            ServerMsg::Reply { result, .. } => {
+                match result {
+                    Ok(_) => io.ok(Value::from(self.name.clone())),
+                    Err(code) => io.info(&code.to_string()),
+                }
+                self.created = true;
+                io.stop();
+            }
+            ServerMsg::Refused { .. } => io.reconnect(None),
+            _ => {}
+        }
+    }
+}
+
+/// Runs members that join and fall silent, then checks every server: ephemerals whose
+/// owner's session is gone are orphans.
+fn membership_run(seed: u64, bugs: Bugs) -> Result<usize, String> {
+    let mut config = SimConfig::default();
+    config.nodes = 3;
+    let mut sim: Sim<CoordServer> =
+        Sim::new(seed, config, CoordConfig::with_bugs(bugs)).map_err(|e| e.to_string())?;
+    for i in 0..5 {
+        sim.add_client(Member {
+            name: format!("member-{i}"),
+            created: false,
+        });
+    }
+    sim.run_until(|s| s.clients_done(), 30_000)
+        .map_err(|e| e.to_string())?;
+    let joined = sim
+        .history_ops()
+        .iter()
+        .filter(|op| op.op_type == checkers::history::OpType::Ok)
+        .count();
+    // Well past the 1 s session timeout (clamped up to the 400 ms minimum at most).
+    sim.run_for(5_000).map_err(|e| e.to_string())?;
+    for id in 1..=3 {
+        let Some(server) = sim.node(id) else { continue };
+        let tree = server.tree();
+        for path in tree.paths() {
+            let owner = tree.stat(path).map_or(0, |s| s.ephemeral_owner);
+            if owner != 0 && tree.session_timeout_ms(owner).is_none() {
+                return Err(format!(
+                    "n{id} keeps {path}, an orphan of expired session {owner:#x}"
+                ));
+            }
+        }
+        if tree.session_count() != 0 {
+            return Err(format!("n{id} still has {} sessions", tree.session_count()));
+        }
+    }
+    Ok(joined)
+}
+
+#[test]
+fn expired_sessions_lose_their_ephemerals_on_every_server() {
+    let mut joined = 0;
+    sweep(5, |seed| {
+        joined += membership_run(seed, Bugs::default())?;
+        Ok::<(), String>(())
+    })
+    .unwrap_or_else(|f| panic!("{f}"));
+    assert!(joined >= 20, "members joined before expiring: {joined}");
+}
+
+#[test]
+fn skipping_ephemeral_cleanup_leaves_orphans() {
+    let bugs = Bugs::parse(["skip-ephemeral-cleanup"]).unwrap();
+    let err = membership_run(0, bugs).expect_err("orphans are found");
+    assert!(err.contains("orphan of expired session"), "{err}");
+}
