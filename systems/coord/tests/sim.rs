@@ -468,8 +468,10 @@ impl SimClient<CoordServer> for Member {
 /// Runs members that join and fall silent, then checks every server: ephemerals whose
 /// owner's session is gone are orphans.
 fn membership_run(seed: u64, bugs: Bugs) -> Result<usize, String> {
-    let mut config = SimConfig::default();
-    config.nodes = 3;
+    let config = SimConfig {
+        nodes: 3,
+        ..SimConfig::default()
+    };
     let mut sim: Sim<CoordServer> =
         Sim::new(seed, config, CoordConfig::with_bugs(bugs)).map_err(|e| e.to_string())?;
     for i in 0..5 {
