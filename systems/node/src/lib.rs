@@ -11,8 +11,10 @@
 //! - [`peers`]: a connection per peer, redialled when it breaks, and the peer listener.
 //! - [`clients`]: the client listener and one reader and writer per connection.
 //! - [`driver`]: the loop that owns the core.
+//! - [`cli`]: the `faultline-node` command line.
 
 pub mod clients;
+pub mod cli;
 pub mod clock;
 pub mod disk;
 pub mod driver;
