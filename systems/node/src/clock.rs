@@ -1,8 +1,9 @@
 //! The node's clock: monotonic time since start, plus an offset the harness may change.
 //!
 //! Reference systems take clock faults this way rather than through libfaketime: the
-//! harness writes a signed number of milliseconds to a file and the node re-reads it, so
-//! skews, bumps and strobes reach the core's `now_ms` exactly, on any backend.
+//! harness writes a signed offset to a file and the node re-reads it, so skews, bumps and
+//! strobes reach the core's `now_ms` exactly, on any backend. The file holds libfaketime's
+//! syntax (`+1.500`, `-30`: seconds, up to millisecond precision), so one file serves both.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -50,8 +51,8 @@ impl Clock {
         }
         self.read_at = Some(Instant::now());
         self.offset_ms = match std::fs::read_to_string(file) {
-            Ok(text) => match text.trim().parse::<i64>() {
-                Ok(ms) if ms.abs() <= MAX_OFFSET_MS => ms,
+            Ok(text) => match parse_offset_ms(&text) {
+                Some(ms) if ms.abs() <= MAX_OFFSET_MS => ms,
                 _ => {
                     tracing::warn!(file = %file.display(), "ignoring an unreadable clock offset");
                     self.offset_ms
@@ -60,6 +61,26 @@ impl Clock {
             Err(_) => 0, // No file: no fault.
         };
     }
+}
+
+/// Parses libfaketime's relative offset: an optional sign, seconds, and an optional
+/// fraction of up to three digits.
+pub fn parse_offset_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (secs, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || (!frac.is_empty() && (!digits(frac) || frac.len() > 3)) {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let frac_ms: i64 = format!("{frac:0<3}").parse().ok()?;
+    let ms = secs.checked_mul(1_000)?.checked_add(frac_ms)?;
+    Some(if negative { -ms } else { ms })
 }
 
 #[cfg(test)]
@@ -72,16 +93,26 @@ mod tests {
         let file = dir.path().join("offset");
         let mut c = Clock::new(Some(file.clone()));
         let before = c.now_ms();
-        std::fs::write(&file, "60000\n").unwrap();
+        std::fs::write(&file, "+60.000\n").unwrap();
         c.read_at = None;
         let ahead = c.now_ms();
         assert!(ahead >= before + 60_000, "{before} -> {ahead}");
-        std::fs::write(&file, "-60000").unwrap();
+        std::fs::write(&file, "-60").unwrap();
         c.read_at = None;
         let behind = c.now_ms();
         assert!(behind + 60_000 <= before + 1_000, "{before} -> {behind}");
         std::fs::write(&file, "garbage").unwrap();
         c.read_at = None;
         assert!(c.now_ms() < before + 1_000, "garbage keeps the last offset");
+    }
+
+    #[test]
+    fn offsets_use_libfaketimes_syntax() {
+        assert_eq!(parse_offset_ms("+1.500"), Some(1_500));
+        assert_eq!(parse_offset_ms("-30"), Some(-30_000));
+        assert_eq!(parse_offset_ms("0.05\n"), Some(50));
+        for bad in ["", "+", "1.2345", "x", "1e3", "--1"] {
+            assert_eq!(parse_offset_ms(bad), None, "{bad:?}");
+        }
     }
 }

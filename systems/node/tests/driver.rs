@@ -336,7 +336,7 @@ fn the_clock_offset_file_moves_the_cores_clock() {
     let Resp::Now(before) = c.recv() else {
         panic!()
     };
-    std::fs::write(&offset, "3600000").unwrap();
+    std::fs::write(&offset, "+3600").unwrap();
     std::thread::sleep(Duration::from_millis(250));
     c.send(&Req::Now);
     let Resp::Now(after) = c.recv() else { panic!() };
