@@ -10,12 +10,12 @@
 //! Exit status: 0 after SIGTERM or SIGINT, 2 for bad arguments, 1 when the node fails
 //! (its disk, its data). Logs go to standard error.
 
+use crate::{driver, NodeOptions};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use coord::server::config::{Bugs, CoordConfig};
 use coord::server::CoordServer;
 use machine::NodeId;
-use crate::{driver, NodeOptions};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -13,8 +13,8 @@
 //! - [`driver`]: the loop that owns the core.
 //! - [`cli`]: the `faultline-node` command line.
 
-pub mod clients;
 pub mod cli;
+pub mod clients;
 pub mod clock;
 pub mod disk;
 pub mod driver;

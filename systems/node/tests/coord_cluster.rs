@@ -148,6 +148,17 @@ impl Session {
     }
 }
 
+/// Asks a node about its role, without a session.
+fn status(addr: SocketAddr) -> ServerMsg {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut s = Session { stream, xid: 0 };
+    s.send(&ClientMsg::Status).unwrap();
+    s.recv().expect("a status")
+}
+
 fn create(path: &str, data: &str) -> Request {
     Request::Create(CreateRequest {
         path: path.into(),
@@ -175,6 +186,22 @@ fn writes_through_any_server_survive_a_killed_node() {
     let mut s1 = Session::open(c.clients[0], deadline);
     let mut s3 = Session::open(c.clients[2], deadline);
     s1.call(create("/a", "1")).unwrap();
+    let statuses: Vec<ServerMsg> = c.clients.iter().map(|a| status(*a)).collect();
+    let leaders: Vec<_> = statuses
+        .iter()
+        .map(|s| match s {
+            ServerMsg::Status {
+                leader,
+                serving: true,
+                ..
+            } => *leader,
+            other => panic!("not serving: {other:?}"),
+        })
+        .collect();
+    assert!(
+        leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0]),
+        "{statuses:?}"
+    );
     assert_eq!(
         read(&mut s3, "/a"),
         "1",

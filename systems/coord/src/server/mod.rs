@@ -480,6 +480,16 @@ impl CoordServer {
         zout: &mut ZabOut<CoordTxn, AppMsg>,
         out: &mut Effects<Self>,
     ) {
+        if msg == ClientMsg::Status {
+            let status = ServerMsg::Status {
+                id: self.id,
+                leader: self.zab.leader(),
+                serving: self.zab.is_serving(),
+                zxid: self.tree.last_zxid(),
+                epoch: self.zab.current_epoch(),
+            };
+            return out.reply(client, status);
+        }
         if !self.zab.is_serving() {
             return self.refuse(client, ErrorCode::ConnectionLoss, out);
         }
@@ -497,6 +507,7 @@ impl CoordServer {
                 out.reply(client, ServerMsg::Pong { zxid });
             }
             ClientMsg::Op { xid, request } => self.on_op(client, xid, request, zout, out),
+            ClientMsg::Status => unreachable!("answered above"),
             ClientMsg::Close { xid } => {
                 let Some(session) = self.open_session(client) else {
                     return self.refuse(client, ErrorCode::SessionExpired, out);

@@ -32,6 +32,9 @@ pub enum ClientMsg {
     Close {
         xid: u64,
     },
+    /// Asks the server about its role, without a session: for the harness's probes
+    /// (readiness, which node leads). Answered even while the server is not current.
+    Status,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +62,15 @@ pub enum ServerMsg {
     },
     Closed {
         xid: u64,
+    },
+    Status {
+        id: NodeId,
+        /// The leader this server follows or is, once known.
+        leader: Option<NodeId>,
+        /// Whether it is current and accepts clients.
+        serving: bool,
+        zxid: Zxid,
+        epoch: u32,
     },
 }
 
