@@ -3,8 +3,8 @@
 
 use super::link::{Link, LinkId};
 use super::{
-    AfterPersist, DiskOp, LinkMsg, Role, RoleChange, SnapshotBlob, Zab, ZabEvent, ZabMsg, ZabOut,
-    Zxid, LOG, SNAPSHOT_BLOB,
+    AfterPersist, DiskOp, LinkMsg, Role, RoleChange, SnapshotBlob, Zab, ZabEvent, ZabOut, Zxid,
+    LOG, SNAPSHOT_BLOB,
 };
 use machine::MAX_BLOB_BYTES;
 use serde::de::DeserializeOwned;
@@ -56,10 +56,8 @@ impl<T: Clone + Debug, A: Clone + Debug> Follower<T, A> {
             self.newleader_acked = true;
             self.acked = self.acked.max(*last_zxid);
         }
-        let seq = self.link.next_seq();
-        let link = self.link.id;
-        out.sends
-            .push((link.leader, ZabMsg::Link { link, seq, body }));
+        let leader = self.link.id.leader;
+        super::link_send(&mut self.link, leader, body, out);
     }
 }
 

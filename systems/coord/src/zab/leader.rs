@@ -4,8 +4,8 @@
 use super::history::{Entry, Summary};
 use super::link::{Link, LinkId};
 use super::{
-    encode, zxid, AfterPersist, LinkMsg, ProposeError, Role, RoleChange, Zab, ZabEvent, ZabMsg,
-    ZabOut, Zxid,
+    encode, zxid, AfterPersist, LinkMsg, ProposeError, Role, RoleChange, Zab, ZabEvent, ZabOut,
+    Zxid,
 };
 use machine::NodeId;
 use serde::de::DeserializeOwned;
@@ -91,10 +91,8 @@ impl<T: Clone + Debug, A: Clone + Debug> Leader<T, A> {
 }
 
 fn send<T, A>(p: &mut Peer<T, A>, body: LinkMsg<T, A>, out: &mut ZabOut<T, A>) {
-    let seq = p.link.next_seq();
-    let link = p.link.id;
-    out.sends
-        .push((link.follower, ZabMsg::Link { link, seq, body }));
+    let follower = p.link.id.follower;
+    super::link_send(&mut p.link, follower, body, out);
 }
 
 fn me<T, A>(zab: &mut Zab<T, A>) -> &mut Leader<T, A> {

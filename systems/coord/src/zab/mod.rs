@@ -718,6 +718,25 @@ where
     }
 }
 
+/// Sends `body` on `link` to `to`, numbered in the link's order.
+fn link_send<T, A>(
+    link: &mut link::Link<LinkMsg<T, A>>,
+    to: NodeId,
+    body: LinkMsg<T, A>,
+    out: &mut ZabOut<T, A>,
+) {
+    let seq = link.next_seq();
+    let id = link.id;
+    out.sends.push((
+        to,
+        ZabMsg::Link {
+            link: id,
+            seq,
+            body,
+        },
+    ));
+}
+
 fn encode<S: Serialize>(value: &S) -> Vec<u8> {
     postcard::to_stdvec(value).expect("in-memory serialization cannot fail")
 }
