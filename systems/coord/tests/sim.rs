@@ -207,7 +207,10 @@ impl SimClient<CoordServer> for RegisterClient {
                     self.on_reply(io, result);
                 }
             }
-            ServerMsg::Watch { .. } | ServerMsg::Pong { .. } | ServerMsg::Closed { .. } => {}
+            ServerMsg::Watch { .. }
+            | ServerMsg::Pong { .. }
+            | ServerMsg::Closed { .. }
+            | ServerMsg::Status { .. } => {}
         }
     }
 
