@@ -7,48 +7,8 @@ mod common;
 
 use common::*;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-fn require_etcd() {
-    let found = Command::new("etcd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "etcd is not on the PATH: install Debian's etcd-server (apt-get install etcd-server)"
-    );
-}
-
-fn store(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-e2e-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn faultline(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    c.args(args);
-    c
-}
-
-/// No etcd of this run may outlive it: teardown kills every member.
-fn assert_no_members_left(run: &Path) {
-    // A member's command line does not name its directory, but its working directory does.
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cwd = std::fs::read_link(entry.path().join("cwd"));
-        if let Ok(cwd) = cwd {
-            assert!(
-                !cwd.starts_with(run.join("work")),
-                "process {:?} still runs in {}",
-                entry.file_name(),
-                cwd.display()
-            );
-        }
-    }
-}
 
 #[test]
 fn partitions_kills_and_pauses_on_local_etcd_check_valid() {

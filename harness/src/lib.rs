@@ -7,6 +7,7 @@ pub mod control;
 pub mod db;
 pub mod exit;
 pub mod generator;
+pub mod lazyfs;
 pub mod nemesis;
 pub mod partition;
 pub mod runlog;

@@ -9,6 +9,7 @@
 use crate::analyze;
 use crate::control::docker::{Docker, ImageSpec};
 use crate::control::iptables::IptablesNet;
+use crate::control::lazy_disk::LazyDisk;
 use crate::control::local::Local;
 use crate::control::netns::Netns;
 use crate::control::ssh::{Ssh, SshConfig};
@@ -16,6 +17,8 @@ use crate::control::{Net, Node, PacketFaults, Remote};
 use crate::db::{self, Backend, Cluster, Db};
 use crate::exit::Exit;
 use crate::generator::{self, Gen};
+use crate::lazyfs::DEFAULT_MAX_DIRTY_MIB;
+use crate::nemesis::disk::{self, DiskMode};
 use crate::nemesis::exec::Executor;
 use crate::nemesis::schedule::{self, Plan};
 use crate::nemesis::{self as nemesis_mod, FaultClass};
@@ -58,6 +61,15 @@ pub struct TestArgs {
     /// Seconds between a fault class's start and stop (each period is 0.5–1.5 times this).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub nemesis_interval: f64,
+    /// What the disk fault class may do, comma-separated: lose-unsynced (drop writes never
+    /// fsynced, on the lazy filesystem), truncate-tail and corrupt-tail (damage the end of
+    /// the newest write-ahead log).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "lose-unsynced,truncate-tail,corrupt-tail"
+    )]
+    pub disk_faults: String,
     /// How many nodes (local, netns and docker backends).
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
@@ -179,6 +191,7 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
         ));
     }
     nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
+    disk::parse_modes(&args.disk_faults).map_err(BadArgs)?;
     if !(args.time_limit > 0.0 && args.time_limit <= 7.0 * 86_400.0) {
         return bad("--time-limit must be between 0 and a week of seconds".into());
     }
@@ -306,14 +319,18 @@ fn run_in_dir(
         Some(net) => Some(net),
         None => db.local_net(&cluster, rt.handle())?.map(Arc::from),
     };
-    let packet_modes = refuse_unsupported(&classes, db.as_ref(), net.as_deref(), cluster.backend)?;
+    let disk_modes = disk::parse_modes(&args.disk_faults).expect("validated");
+    let able = refuse_unsupported(&classes, &disk_modes, db.as_ref(), net.as_deref(), &cluster)?;
+    let mut cluster = cluster;
+    cluster.lazy_disk = able.lazy_disk.map(Arc::new);
     let deployment = Deployment { cluster, db, net };
     let plan = Plan {
         classes,
         nodes: deployment.cluster.names(),
         interval_ns: (args.nemesis_interval * 1e9) as u64,
         time_limit_ns: (args.time_limit * 1e9) as u64,
-        packet_modes,
+        packet_modes: able.packet_modes,
+        disk_modes,
         seed,
     };
     let outcome = deploy_and_drive(args, seed, run, &deployment, &workload, plan, (&rt, stop));
@@ -370,6 +387,7 @@ fn make_cluster(
         remote,
         backend,
         run_id: run_id.clone(),
+        lazy_disk: None,
     };
     let iptables = |c: &Cluster| -> Option<Arc<dyn Net>> {
         Some(Arc::new(IptablesNet::new(
@@ -474,15 +492,26 @@ fn local_nodes(n: usize) -> anyhow::Result<Vec<Node>> {
     anyhow::bail!("no free loopback /24 for local nodes after 64 tries")
 }
 
+/// What the faults asked for need, found possible at start.
+struct Capabilities {
+    /// The packet faults the backend can inject (one is chosen per `start-packet`).
+    packet_modes: Vec<PacketFaults>,
+    /// Set when unsynced writes are to be lost: how data directories are mounted.
+    lazy_disk: Option<LazyDisk>,
+}
+
 /// Refuses, before anything starts, a fault this system or backend cannot inject; returns
-/// the packet faults the backend can.
+/// what the faults that can be need.
 fn refuse_unsupported(
     classes: &[FaultClass],
+    disk_modes: &[DiskMode],
     db: &dyn Db,
     net: Option<&dyn Net>,
-    backend: Backend,
-) -> anyhow::Result<Vec<PacketFaults>> {
-    let refuse = |why: String| -> anyhow::Result<Vec<PacketFaults>> { Err(BadArgs(why).into()) };
+    cluster: &Cluster,
+) -> anyhow::Result<Capabilities> {
+    let backend = cluster.backend;
+    let refuse = |why: String| -> anyhow::Result<Capabilities> { Err(BadArgs(why).into()) };
+    let mut lazy_disk = None;
     for class in classes {
         match class {
             FaultClass::Partition | FaultClass::Packet if net.is_none() => {
@@ -499,15 +528,40 @@ fn refuse_unsupported(
                 }
             }
             FaultClass::Disk => {
-                return refuse(
-                    "fault class disk is not built yet (losing unsynced writes needs the \
-                     reference systems' disk layer)"
-                        .into(),
-                );
+                if let Err(why) = db.disk_faults() {
+                    return refuse(format!("fault class disk is not available: {why}"));
+                }
+                if disk_modes.contains(&DiskMode::LoseUnsynced) {
+                    let lazy = LazyDisk::beside_this_binary(DEFAULT_MAX_DIRTY_MIB)
+                        .and_then(|l| l.check(cluster).map(|()| l));
+                    match lazy {
+                        Ok(l) => lazy_disk = Some(l),
+                        Err(why) => {
+                            return refuse(format!(
+                                "disk fault lose-unsynced is not available on the {} backend: \
+                                 {why} (--disk-faults truncate-tail,corrupt-tail needs none of it)",
+                                backend.name()
+                            ))
+                        }
+                    }
+                }
             }
             _ => {}
         }
     }
+    let packet_modes = packet_modes(classes, net, backend)?;
+    Ok(Capabilities {
+        packet_modes,
+        lazy_disk,
+    })
+}
+
+/// The packet faults the backend can inject, tried once each now.
+fn packet_modes(
+    classes: &[FaultClass],
+    net: Option<&dyn Net>,
+    backend: Backend,
+) -> anyhow::Result<Vec<PacketFaults>> {
     if !classes.contains(&FaultClass::Packet) {
         return Ok(Vec::new());
     }
@@ -541,11 +595,12 @@ fn refuse_unsupported(
     net.packet(&PacketFaults::default())
         .map_err(|e| anyhow::anyhow!("cannot clear packet faults: {e}"))?;
     if modes.is_empty() {
-        return refuse(format!(
+        return Err(BadArgs(format!(
             "fault class packet is not available on the {} backend: {}",
             backend.name(),
             refusals.join("; ")
-        ));
+        ))
+        .into());
     }
     for r in refusals {
         warn!("packet faults limited: {r}");
@@ -706,7 +761,11 @@ fn collect_logs(d: &Deployment, run: &RunDir) {
             warn!("cannot create the log folder for {}", node.name);
             continue;
         };
-        for log in d.db.log_files() {
+        let mut logs = d.db.log_files();
+        if d.cluster.lazy_disk.is_some() {
+            logs.push(crate::control::lazy_disk::LOG_FILE.into());
+        }
+        for log in logs {
             let file = log
                 .file_name()
                 .map_or_else(|| "log".into(), |f| f.to_owned());

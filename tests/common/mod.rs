@@ -81,3 +81,45 @@ pub fn clients_ok(ops: &[Value]) -> usize {
         .filter(|op| op["process"].is_u64() && op["type"] == "ok")
         .count()
 }
+
+/// Fails, naming the package, unless etcd runs.
+pub fn require_etcd() {
+    let found = Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "etcd is not on the PATH: install Debian's etcd-server (apt-get install etcd-server)"
+    );
+}
+
+/// A fresh store directory for one test.
+pub fn store(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The `faultline` binary under test.
+pub fn faultline(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    c.args(args);
+    c
+}
+
+/// No etcd of this run may outlive it: teardown kills every member.
+pub fn assert_no_members_left(run: &Path) {
+    // A member's command line does not name its directory, but its working directory does.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cwd = std::fs::read_link(entry.path().join("cwd"));
+        if let Ok(cwd) = cwd {
+            assert!(
+                !cwd.starts_with(run.join("work")),
+                "process {:?} still runs in {}",
+                entry.file_name(),
+                cwd.display()
+            );
+        }
+    }
+}

@@ -154,6 +154,10 @@ impl Remote for Local {
             cause,
         })
     }
+
+    fn host_dir(&self, node: &Node) -> Option<PathBuf> {
+        Some(self.node_dir(node))
+    }
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod daemon;
 pub mod docker;
 pub mod iptables;
+pub mod lazy_disk;
 pub mod link_proxy;
 pub mod local;
 pub mod netns;
@@ -173,6 +174,14 @@ pub trait Remote: Send + Sync {
 
     /// Copies `remote` from the node to a local file.
     fn download(&self, node: &Node, remote: &Path, local: &Path) -> Result<(), ControlError>;
+
+    /// The node's directory on the controller's own filesystem, for backends whose nodes are
+    /// directories of this host (local, netns). Helpers that must live outside a node's
+    /// private namespaces (a FUSE mount seen by every later command) run there. None when
+    /// the node is elsewhere.
+    fn host_dir(&self, _node: &Node) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Faults on the links between nodes (fault classes `partition` and `packet`).

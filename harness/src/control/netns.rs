@@ -182,6 +182,14 @@ impl Remote for Netns {
         self.known(node, "download", remote)?;
         self.local.download(node, remote, local)
     }
+
+    /// The node's directory: the namespace shares this host's filesystem (but every command
+    /// gets a private mount namespace, so mounts for the node are made from the host).
+    fn host_dir(&self, node: &Node) -> Option<PathBuf> {
+        self.namespaces
+            .contains_key(&node.name)
+            .then(|| self.local.node_dir(node))
+    }
 }
 
 /// Namespaces need CAP_SYS_ADMIN; refusing up front names the cause, where `ip` would only

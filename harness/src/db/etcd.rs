@@ -6,7 +6,7 @@
 //! etcd names the sender of every peer request in its `X-PeerURLs` header, which is how the
 //! proxy tells links apart although all members dial the same advertised address.
 
-use super::{Backend, Cluster, Db, DbError};
+use super::{etcd_wal, Backend, Cluster, Db, DbError, LogTail};
 use crate::control::daemon::{self, sh_quote, Daemon};
 use crate::control::tagged_proxy::{Identify, TaggedNet};
 use crate::control::{Cmd, Net, Node};
@@ -26,6 +26,10 @@ const MAX_PROBE_BYTES: usize = 64 * 1024;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const SYSTEM: &str = "etcd";
+/// Where a member's WAL segments are, relative to its node directory.
+const WAL_DIR: &str = "data/member/wal";
+/// Distinguishes the controller's temporary copies of WAL segments.
+static TEMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// etcd, run from the `etcd` binary on each node's PATH.
 #[derive(Clone, Debug)]
@@ -117,7 +121,8 @@ impl Db for Etcd {
     fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
         cluster
             .remote
-            .exec(node, &Cmd::new("rm -rf data log && mkdir -p log"))?;
+            .exec(node, &Cmd::new("rm -rf log && mkdir -p log"))?;
+        super::prepare_data_dir(cluster, node, &self.data_dir())?;
         self.start(cluster, node)
     }
 
@@ -160,7 +165,7 @@ impl Db for Etcd {
 
     fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
         self.kill(cluster, node)?;
-        cluster.remote.exec(node, &Cmd::new("rm -rf data"))?;
+        super::remove_data_dir(cluster, node, &self.data_dir())?;
         Ok(())
     }
 
@@ -200,6 +205,37 @@ impl Db for Etcd {
              libfaketime"
                 .into(),
         )
+    }
+
+    fn disk_faults(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The newest WAL segment (`data/member/wal/<seq>-<index>.wal`) and where its records
+    /// end: segments are preallocated to 64 MB and zero-filled past their records.
+    fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
+        let list = cluster
+            .remote
+            .exec(node, &Cmd::new(format!("ls {WAL_DIR}")))?;
+        let names = list.stdout_text();
+        let segment = etcd_wal::newest_segment(names.lines())
+            .ok_or_else(|| self.node_err(node, format!("no WAL segment in {WAL_DIR}")))?;
+        let file = PathBuf::from(WAL_DIR).join(segment);
+        let local = std::env::temp_dir().join(format!(
+            "faultline-wal-{}-{}-{}",
+            std::process::id(),
+            node.name,
+            TEMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let read = cluster
+            .remote
+            .download(node, &file, &local)
+            .map_err(DbError::from)
+            .and_then(|()| {
+                etcd_wal::read_tail(&local, &file).map_err(|e| self.node_err(node, e.to_string()))
+            });
+        let _ = std::fs::remove_file(&local);
+        read
     }
 
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {

@@ -6,11 +6,13 @@
 //! ([`crate::control::daemon`]), which is what most systems are.
 
 pub mod etcd;
+pub mod etcd_wal;
 
-use crate::control::daemon::{self, Daemon, State};
-use crate::control::{ControlError, Net, Node, Remote};
+use crate::control::daemon::{self, sh_quote, Daemon, State};
+use crate::control::lazy_disk::{self, LazyDisk};
+use crate::control::{Cmd, ControlError, Net, Node, Remote};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +47,9 @@ pub struct Cluster {
     /// Unique to the run: systems that must not join another run's cluster use it as their
     /// cluster token.
     pub run_id: String,
+    /// Set when the disk nemesis loses unsynced writes: each node's data directory is then
+    /// mounted on the lazy filesystem ([`prepare_data_dir`]).
+    pub lazy_disk: Option<Arc<LazyDisk>>,
 }
 
 impl Cluster {
@@ -139,6 +144,33 @@ pub trait Db: Send + Sync {
         ))
     }
 
+    /// Whether disk faults (lost unsynced writes, damaged log tails) can hit this system;
+    /// the error says why not. Systems that can name [`Db::data_dir`] and implement
+    /// [`Db::log_tail`] say yes.
+    fn disk_faults(&self) -> Result<(), String> {
+        Err(format!(
+            "{} names no data directory or logs for disk faults",
+            self.name()
+        ))
+    }
+
+    /// The node-relative directory that holds everything the system persists: the lazy
+    /// filesystem is mounted there when unsynced writes are to be lost.
+    fn data_dir(&self) -> PathBuf {
+        PathBuf::from("data")
+    }
+
+    /// The end of the system's newest write-ahead log on `node`, read while the system is
+    /// killed: which file, and where its written records end (logs are often preallocated,
+    /// so that is not the file's end).
+    fn log_tail(&self, _cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
+        Err(DbError::Node {
+            system: self.name(),
+            node: node.name.clone(),
+            what: "has no write-ahead log to damage".into(),
+        })
+    }
+
     /// Host files to put into node images (the docker backend builds its image from them):
     /// the system's binaries and the shared libraries they load, as (host path, image path).
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
@@ -156,6 +188,65 @@ pub trait Db: Send + Sync {
         cluster: &Cluster,
         rt: &tokio::runtime::Handle,
     ) -> Result<Option<Box<dyn Net>>, DbError>;
+}
+
+/// Where a write-ahead log's written data ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogTail {
+    /// The log file, relative to the node's directory.
+    pub file: PathBuf,
+    /// Offset just past the last whole record: what a tail fault cuts back from.
+    pub records_end: u64,
+    /// Where the last whole record starts.
+    pub last_record: u64,
+    /// The file's length (preallocated logs are longer than their records).
+    pub file_len: u64,
+    /// The bytes just before `records_end`, up to [`MAX_TAIL_BYTES`].
+    pub tail: Vec<u8>,
+}
+
+/// Most bytes of a log's tail a fault may damage.
+pub const MAX_TAIL_BYTES: usize = 64 << 10;
+
+/// Makes the node's data directory `dir` empty, and mounts it on the lazy filesystem when
+/// the run loses unsynced writes. Systems call this in `setup`.
+pub fn prepare_data_dir(cluster: &Cluster, node: &Node, dir: &Path) -> Result<(), ControlError> {
+    let (d, synced) = (
+        sh_quote(&dir.display().to_string()),
+        sh_quote(&lazy_disk::synced_dir(dir).display().to_string()),
+    );
+    let out = cluster.remote.exec(
+        node,
+        &Cmd::new(format!("rm -rf {d} {synced} && mkdir -p {d}")),
+    )?;
+    if !out.success() {
+        return Err(ControlError::Exec {
+            node: node.name.clone(),
+            script: format!("empty {}", dir.display()),
+            cause: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    match &cluster.lazy_disk {
+        Some(lazy) => lazy.mount(cluster, node, dir),
+        None => Ok(()),
+    }
+}
+
+/// Unmounts the node's data directory if it is lazy, and removes it. Systems call this in
+/// `teardown`, after the system is killed.
+pub fn remove_data_dir(cluster: &Cluster, node: &Node, dir: &Path) -> Result<(), ControlError> {
+    let unmounted = match &cluster.lazy_disk {
+        Some(lazy) => lazy.unmount(cluster, node, dir),
+        None => Ok(()),
+    };
+    let (d, synced) = (
+        sh_quote(&dir.display().to_string()),
+        sh_quote(&lazy_disk::synced_dir(dir).display().to_string()),
+    );
+    cluster
+        .remote
+        .exec(node, &Cmd::new(format!("rm -rf {d} {synced}")))?;
+    unmounted
 }
 
 /// Waits (up to 10 s) until a killed daemon has really exited, so a restart does not race

@@ -5,6 +5,8 @@
 //! SSH, iptables), so each op runs on tokio's blocking pool. A fault that fails part way is
 //! recorded as `info` with the error: some of it may have happened.
 
+use super::disk::{self, DiskMode};
+use crate::control::daemon::{self, State};
 use crate::control::{clock, Net, Node, PacketFaults};
 use crate::db::{Cluster, Db};
 use crate::partition::{self, Grudge};
@@ -14,6 +16,10 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use workloads::client::{Client, Outcome};
+
+/// How long `stop-disk` watches restarted nodes, to record which did not come back (a
+/// system may refuse to start on a damaged log).
+const RESTART_WATCH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Carries out nemesis ops.
 #[derive(Clone)]
@@ -37,6 +43,8 @@ struct Active {
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
     clocked: BTreeSet<String>,
+    /// Killed by a disk fault, down until `stop-disk`.
+    disked: BTreeSet<String>,
 }
 
 impl Executor {
@@ -90,6 +98,8 @@ impl Inner {
             "stop-clock" => self.stop_clock(),
             "start-packet" => self.start_packet(value),
             "stop-packet" => self.stop_packet(),
+            "start-disk" => self.start_disk(value),
+            "stop-disk" => self.stop_disk(),
             "stop-all" => self.stop_all(),
             other => Err(format!("unknown nemesis op {other:?}")),
         }
@@ -183,15 +193,106 @@ impl Inner {
 
     fn stop_kill(&self) -> Result<Value, String> {
         let killed: Vec<String> = self.active().killed.iter().cloned().collect();
-        for name in &killed {
-            let node = self.cluster.node(name).ok_or("unknown node")?;
-            self.db
-                .start(&self.cluster, node)
-                .map_err(|e| e.to_string())?;
-            self.active().killed.remove(name);
-        }
+        self.restart(&killed, |a| &mut a.killed)?;
         self.mark("kill", false);
         Ok(json!({"restarted": killed}))
+    }
+
+    /// Starts the named nodes' systems again, each forgotten from its set once started. A
+    /// node already running (another fault's stop restarted it) is left alone: a second
+    /// start would race it for its ports and overwrite its pidfile.
+    fn restart(
+        &self,
+        names: &[String],
+        set: impl Fn(&mut Active) -> &mut BTreeSet<String>,
+    ) -> Result<(), String> {
+        for name in names {
+            let node = self.cluster.node(name).ok_or("unknown node")?;
+            let state = daemon::state(self.cluster.remote.as_ref(), node, &self.db.daemon());
+            if state.map_err(|e| e.to_string())? == State::Gone {
+                self.db
+                    .start(&self.cluster, node)
+                    .map_err(|e| e.to_string())?;
+            }
+            set(&mut self.active()).remove(name);
+        }
+        Ok(())
+    }
+
+    /// Kills the targets and damages their disks as `value["mode"]` says; they stay down
+    /// until `stop-disk`.
+    fn start_disk(&self, value: &Value) -> Result<Value, String> {
+        let mode = value["mode"]
+            .as_str()
+            .and_then(DiskMode::from_name)
+            .ok_or_else(|| format!("a disk fault names its mode: {value}"))?;
+        let nodes = self.targets(value)?;
+        let bytes = value["bytes"].as_u64().unwrap_or(1);
+        let seed = value["seed"].as_u64().unwrap_or(0);
+        let mut faults = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            self.db
+                .kill(&self.cluster, node)
+                .map_err(|e| e.to_string())?;
+            self.active().disked.insert(node.name.clone());
+            self.mark("disk", true);
+            faults.push(match mode {
+                DiskMode::LoseUnsynced => self.lose_unsynced(node)?,
+                _ => self.damage_tail(node, mode, bytes, seed.wrapping_add(i as u64))?,
+            });
+        }
+        Ok(
+            json!({"mode": mode.name(), "targets": value["targets"], "nodes": names(&nodes), "faults": faults}),
+        )
+    }
+
+    fn lose_unsynced(&self, node: &Node) -> Result<Value, String> {
+        let lazy = self.cluster.lazy_disk.as_ref().ok_or(
+            "the data directories are not on the lazy filesystem: the run did not ask for lost unsynced writes",
+        )?;
+        let dropped = lazy
+            .drop_unsynced(&self.cluster, node, &self.db.data_dir())
+            .map_err(|e| e.to_string())?;
+        Ok(
+            json!({"node": node.name, "dropped_files": dropped.files, "dropped_bytes": dropped.bytes}),
+        )
+    }
+
+    fn damage_tail(
+        &self,
+        node: &Node,
+        mode: DiskMode,
+        bytes: u64,
+        seed: u64,
+    ) -> Result<Value, String> {
+        let tail = self
+            .db
+            .log_tail(&self.cluster, node)
+            .map_err(|e| e.to_string())?;
+        let edit = disk::plan_tail(&tail, mode, bytes, seed)?;
+        disk::apply_tail(self.cluster.remote.as_ref(), node, &tail.file, &edit)
+            .map_err(|e| e.to_string())?;
+        Ok(disk::tail_record(node, mode, &tail, &edit))
+    }
+
+    /// Restarts the nodes a disk fault killed, and records which of them exited again within
+    /// a moment (refusing a damaged log, say).
+    fn stop_disk(&self) -> Result<Value, String> {
+        let disked: Vec<String> = self.active().disked.iter().cloned().collect();
+        self.restart(&disked, |a| &mut a.disked)?;
+        self.mark("disk", false);
+        let mut exited = Vec::new();
+        if !disked.is_empty() {
+            std::thread::sleep(RESTART_WATCH);
+            for name in &disked {
+                let node = self.cluster.node(name).ok_or("unknown node")?;
+                let state = daemon::state(self.cluster.remote.as_ref(), node, &self.db.daemon());
+                if state.map_err(|e| e.to_string())? == State::Gone {
+                    exited.push(name.clone());
+                }
+            }
+        }
+        Ok(json!({"restarted": disked, "exited_within_1s": exited}))
     }
 
     fn start_pause(&self, value: &Value) -> Result<Value, String> {
@@ -276,7 +377,7 @@ impl Inner {
     /// Stops every fault in effect; keeps going past errors so as much heals as can, and
     /// reports them all.
     fn stop_all(&self) -> Result<Value, String> {
-        let (partitioned, packet, killed, paused, clocked) = {
+        let (partitioned, packet, killed, paused, clocked, disked) = {
             let a = self.active();
             (
                 a.partitioned,
@@ -284,6 +385,7 @@ impl Inner {
                 !a.killed.is_empty(),
                 !a.paused.is_empty(),
                 !a.clocked.is_empty(),
+                !a.disked.is_empty(),
             )
         };
         let mut done = BTreeMap::new();
@@ -301,6 +403,7 @@ impl Inner {
         // Resume before restarting: a paused process holds its ports.
         step("pause", paused, &|| self.stop_pause());
         step("kill", killed, &|| self.stop_kill());
+        step("disk", disked, &|| self.stop_disk());
         step("partition", partitioned, &|| self.stop_partition());
         step("packet", packet, &|| self.stop_packet());
         step("clock", clocked, &|| self.stop_clock());
@@ -431,6 +534,7 @@ mod tests {
             remote: Arc::new(Local::new(&root)),
             backend: Backend::Local,
             run_id: "clock-test".into(),
+            lazy_disk: None,
         };
         let db: Arc<dyn Db> = Arc::new(ClockProbe);
         for node in &cluster.nodes {

@@ -5,6 +5,7 @@
 //! backend's network, and reports what it really did (which nodes were killed, which links
 //! were cut) in the op's completion. Every start and stop is a `nemesis` op in the history.
 
+pub mod disk;
 pub mod exec;
 pub mod schedule;
 

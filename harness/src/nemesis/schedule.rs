@@ -8,6 +8,7 @@
 //! runs. At the time limit every active fault is stopped, so all faults heal before the final
 //! phase.
 
+use super::disk::{self, DiskMode};
 use super::{FaultClass, Targets};
 use crate::control::PacketFaults;
 use crate::generator::{Context, Generator, Invocation, Next, Thread};
@@ -28,6 +29,8 @@ pub struct Plan {
     pub time_limit_ns: u64,
     /// The packet faults this backend can inject (one is chosen per `start-packet`).
     pub packet_modes: Vec<PacketFaults>,
+    /// The disk faults to choose from (one per `start-disk`).
+    pub disk_modes: Vec<DiskMode>,
     pub seed: u64,
 }
 
@@ -118,7 +121,23 @@ impl Schedule {
                 serde_json::to_value(m).expect("packet faults serialize")
             }
             FaultClass::Clock => self.clock_value(),
-            FaultClass::Disk => Value::Null,
+            FaultClass::Disk => self.disk_value(),
+        }
+    }
+
+    /// Lost unsynced writes on any target spec; tail faults on one node.
+    fn disk_value(&mut self) -> Value {
+        let modes = &self.plan.disk_modes;
+        let Some(&mode) = modes.get(self.rng.below(modes.len().max(1) as u64) as usize) else {
+            return Value::Null;
+        };
+        match mode {
+            DiskMode::LoseUnsynced => {
+                let mut value = self.targets_value();
+                value["mode"] = json!(mode.name());
+                value
+            }
+            _ => disk::tail_value(mode, &self.plan.nodes, &mut self.rng),
         }
     }
 
@@ -209,6 +228,7 @@ mod tests {
                 delay_ms: 50,
                 ..PacketFaults::default()
             }],
+            disk_modes: DiskMode::ALL.to_vec(),
             seed,
         }
     }
@@ -292,6 +312,38 @@ mod tests {
             };
             assert_eq!(nodes.len(), want, "{v}");
         }
+    }
+
+    #[test]
+    fn disk_faults_choose_every_mode_and_tail_faults_hit_one_node() {
+        let got = ops(plan(vec![FaultClass::Disk], 9));
+        let starts: Vec<&Value> = got
+            .iter()
+            .filter(|(_, f, _)| f == "start-disk")
+            .map(|(_, _, v)| v)
+            .collect();
+        assert!(starts.len() >= 6, "{starts:?}");
+        for mode in DiskMode::ALL {
+            assert!(
+                starts.iter().any(|v| v["mode"] == mode.name()),
+                "{} chosen: {starts:?}",
+                mode.name()
+            );
+        }
+        for v in &starts {
+            if v["mode"] != "lose-unsynced" {
+                assert_eq!(v["nodes"].as_array().map(Vec::len), Some(1), "{v}");
+                assert!(v["bytes"].as_u64().is_some(), "{v}");
+            } else {
+                assert!(v["targets"].is_string(), "{v}");
+            }
+        }
+        let mut only = plan(vec![FaultClass::Disk], 9);
+        only.disk_modes = vec![DiskMode::CorruptTail];
+        assert!(ops(only)
+            .iter()
+            .filter(|(_, f, _)| f == "start-disk")
+            .all(|(_, _, v)| v["mode"] == "corrupt-tail" && v["seed"].is_u64()));
     }
 
     #[test]
