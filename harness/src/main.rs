@@ -34,6 +34,16 @@ enum Command {
 }
 
 fn main() {
+    // `faultline node SYSTEM ...` runs a reference system's node: the controller deploys
+    // itself as the node binary (see `db::coord`). Not a clap subcommand, so that the
+    // node's own arguments and exit codes pass through untouched.
+    let mut argv = std::env::args_os();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "node") {
+        let _program = argv.next();
+        let _node = argv.next();
+        let args = std::iter::once(std::ffi::OsString::from("faultline node")).chain(argv);
+        std::process::exit(node::cli::main_with(args));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -106,6 +106,11 @@ pub struct TestArgs {
     /// reads from a local cache.
     #[arg(long, value_name = "BUG")]
     pub client_bug: Option<String>,
+    /// Switch on a bug planted in a reference system, to see the checkers catch it
+    /// (repeatable). coord: ack-before-fsync, stale-sync, stale-leader,
+    /// skip-ephemeral-cleanup.
+    #[arg(long = "bug", value_name = "BUG")]
+    pub bugs: Vec<String>,
     /// The test's name in the store (default: SYSTEM-WORKLOAD).
     #[arg(long)]
     pub name: Option<String>,
@@ -176,7 +181,7 @@ pub fn revision() -> &'static str {
 
 fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     let bad = |m: String| Err(BadArgs(m));
-    if db::by_name(&args.system).is_none() {
+    if !db::SYSTEMS.contains(&args.system.as_str()) {
         return bad(format!(
             "unknown system {:?}: known systems are {}",
             args.system,
@@ -220,7 +225,24 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     if args.backend != BackendArg::Ssh && !args.hosts.is_empty() {
         return bad("--node names SSH hosts: use --nodes N with other backends".into());
     }
+    let known_bugs = db::bug_names(&args.system);
+    if let Some(bug) = args.bugs.iter().find(|b| !known_bugs.contains(&b.as_str())) {
+        return bad(match known_bugs {
+            [] => format!("--bug {bug:?}: {} has no planted bugs", args.system),
+            known => format!(
+                "unknown --bug {bug:?} for {}: known bugs are {}",
+                args.system,
+                known.join(", ")
+            ),
+        });
+    }
     if let Some(bug) = &args.client_bug {
+        if args.system != "etcd" {
+            return bad(format!(
+                "--client-bug {bug:?} is a broken etcd client; plant bugs in {} with --bug",
+                args.system
+            ));
+        }
         if !workload::CLIENT_BUGS.contains(&bug.as_str()) {
             return bad(format!(
                 "unknown --client-bug {bug:?}: known bugs are {}",
@@ -297,9 +319,19 @@ fn run_in_dir(
     name: &str,
     run: &RunDir,
 ) -> anyhow::Result<(Exit, bool)> {
-    let db = db::by_name(&args.system).expect("validated");
+    let options = db::DbOptions {
+        bugs: args.bugs.clone(),
+        seed,
+    };
+    let db = db::by_name(&args.system, &options).expect("validated");
     let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");
-    let workload = Workload::new(&args.workload, args.client_bug.as_deref())?;
+    let target = crate::workload::Target::of_system(&args.system)?;
+    let workload = Workload::new(
+        &args.workload,
+        args.client_bug.as_deref(),
+        target,
+        args.op_timeout_ms,
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

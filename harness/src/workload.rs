@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use workloads::client::{Client, Outcome};
-use workloads::register::{RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient};
+use workloads::register::{
+    CoordRegisterClient, RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient,
+};
 
 /// The workloads `faultline test --workload` knows.
 pub const NAMES: &[&str] = &[RegisterWorkload::NAME];
@@ -26,15 +28,40 @@ const MAX_FINAL_READ_ATTEMPTS: u64 = 100;
 /// How long the checker may take on a run before answering unknown.
 pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(300);
 
+/// Which system's clients a workload uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Etcd,
+    Coord,
+}
+
+impl Target {
+    pub fn of_system(system: &str) -> anyhow::Result<Target> {
+        match system {
+            "etcd" => Ok(Target::Etcd),
+            "coord" => Ok(Target::Coord),
+            other => anyhow::bail!("no register client for system {other:?}"),
+        }
+    }
+}
+
 /// A workload ready to run.
 pub struct Workload {
     register: RegisterWorkload,
     ops: Arc<Mutex<RegisterOps>>,
     stale_cache: bool,
+    target: Target,
+    /// Clients give up on an operation a little before the runner records it `info`.
+    client_timeout_ms: u64,
 }
 
 impl Workload {
-    pub fn new(name: &str, client_bug: Option<&str>) -> anyhow::Result<Workload> {
+    pub fn new(
+        name: &str,
+        client_bug: Option<&str>,
+        target: Target,
+        op_timeout_ms: u64,
+    ) -> anyhow::Result<Workload> {
         anyhow::ensure!(name == RegisterWorkload::NAME, "unknown workload {name:?}");
         let register = RegisterWorkload::default();
         let ops = register
@@ -44,6 +71,8 @@ impl Workload {
             register,
             ops: Arc::new(Mutex::new(ops)),
             stale_cache: client_bug == Some("stale-cache"),
+            target,
+            client_timeout_ms: op_timeout_ms.saturating_sub(op_timeout_ms / 10).max(1),
         })
     }
 
@@ -64,6 +93,9 @@ impl Workload {
 
     /// The client for worker `w`, talking to the node at `addr`.
     pub fn client(&self, addr: SocketAddr, _w: u32) -> AnyClient {
+        if self.target == Target::Coord {
+            return AnyClient::Coord(CoordRegisterClient::new(addr, self.client_timeout_ms));
+        }
         if self.stale_cache {
             AnyClient::StaleCache(self.register.stale_cache_client(addr))
         } else {
@@ -76,6 +108,7 @@ impl Workload {
 pub enum AnyClient {
     Register(RegisterClient),
     StaleCache(StaleCacheClient),
+    Coord(CoordRegisterClient),
 }
 
 impl Client for AnyClient {
@@ -83,6 +116,7 @@ impl Client for AnyClient {
         match self {
             AnyClient::Register(c) => c.invoke(f, value).await,
             AnyClient::StaleCache(c) => c.invoke(f, value).await,
+            AnyClient::Coord(c) => c.invoke(f, value).await,
         }
     }
 }

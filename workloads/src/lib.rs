@@ -6,6 +6,8 @@
 
 pub mod base64;
 pub mod client;
+pub mod coord;
 pub mod etcd;
 pub mod http;
 pub mod register;
+pub mod zookeeper;

@@ -175,8 +175,6 @@ impl Db for Etcd {
 
     /// Every member that calls itself the leader: during a partition a deposed leader may
     /// still think it leads, and isolating it too is what a targeted fault wants.
-    /// Members are asked at once, so paused ones (which never answer) cost one probe
-    /// timeout, not one each.
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         let leads = |n: &Node| {
             probe(self.client_addr(n), "POST", "/v3/maintenance/status", "{}")
@@ -187,16 +185,7 @@ impl Db for Etcd {
                     !me.is_null() && *me == s["leader"]
                 })
         };
-        std::thread::scope(|s| {
-            let asks: Vec<_> = cluster
-                .nodes
-                .iter()
-                .map(|n| (n, s.spawn(move || leads(n))))
-                .collect();
-            asks.into_iter()
-                .filter_map(|(n, ask)| matches!(ask.join(), Ok(true)).then(|| n.name.clone()))
-                .collect()
-        })
+        super::nodes_where(cluster, leads)
     }
 
     fn clock_faults(&self) -> Result<(), String> {

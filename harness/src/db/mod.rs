@@ -5,6 +5,7 @@
 //! The defaults treat the system as one daemon per node with a pidfile
 //! ([`crate::control::daemon`]), which is what most systems are.
 
+pub mod coord;
 pub mod etcd;
 pub mod etcd_wal;
 
@@ -271,18 +272,26 @@ pub fn binary_with_libs(
     system: &'static str,
     binary: &str,
 ) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-    let setup = |what: String| DbError::Setup { system, what };
     let path = std::env::var_os("PATH")
         .and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|d| d.join(binary))
                 .find(|p| p.is_file())
         })
-        .ok_or_else(|| {
-            setup(format!(
-                "no {binary} on the controller's PATH to put in the image"
-            ))
+        .ok_or_else(|| DbError::Setup {
+            system,
+            what: format!("no {binary} on the controller's PATH to put in the image"),
         })?;
+    binary_with_libs_at(system, &path)
+}
+
+/// The binary at `path` with the shared libraries it loads; the binary comes first.
+pub fn binary_with_libs_at(
+    system: &'static str,
+    path: &Path,
+) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+    let setup = |what: String| DbError::Setup { system, what };
+    let path = path.to_path_buf();
     let out = std::process::Command::new("ldd")
         .arg(&path)
         .output()
@@ -302,12 +311,49 @@ pub fn binary_with_libs(
     Ok(files)
 }
 
+/// The names of the nodes for which `leads` says yes, asked of all nodes at once, so that
+/// paused nodes (which never answer) cost one probe timeout, not one each.
+pub fn nodes_where(cluster: &Cluster, leads: impl Fn(&Node) -> bool + Sync) -> Vec<String> {
+    std::thread::scope(|s| {
+        let leads = &leads;
+        let asks: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n, s.spawn(move || leads(n))))
+            .collect();
+        asks.into_iter()
+            .filter_map(|(n, ask)| matches!(ask.join(), Ok(true)).then(|| n.name.clone()))
+            .collect()
+    })
+}
+
+/// What a test asks of its system besides the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct DbOptions {
+    /// Planted bugs to switch on (`--bug`); only reference systems have any.
+    pub bugs: Vec<String>,
+    /// The run's seed, for systems whose nodes are seeded.
+    pub seed: u64,
+}
+
 /// The systems `faultline test --system` knows.
-pub fn by_name(name: &str) -> Option<Arc<dyn Db>> {
+pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
     match name {
+        "coord" => Some(Arc::new(coord::Coord::new(
+            options.bugs.clone(),
+            options.seed,
+        ))),
         "etcd" => Some(Arc::new(etcd::Etcd::default())),
         _ => None,
     }
 }
 
-pub const SYSTEMS: &[&str] = &["etcd"];
+pub const SYSTEMS: &[&str] = &["coord", "etcd"];
+
+/// The planted bugs a system accepts (`--bug`), if it has any.
+pub fn bug_names(system: &str) -> &'static [&'static str] {
+    match system {
+        "coord" => &::coord::server::config::BUG_NAMES,
+        _ => &[],
+    }
+}

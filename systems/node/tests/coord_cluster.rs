@@ -186,18 +186,27 @@ fn writes_through_any_server_survive_a_killed_node() {
     let mut s1 = Session::open(c.clients[0], deadline);
     let mut s3 = Session::open(c.clients[2], deadline);
     s1.call(create("/a", "1")).unwrap();
-    let statuses: Vec<ServerMsg> = c.clients.iter().map(|a| status(*a)).collect();
-    let leaders: Vec<_> = statuses
-        .iter()
-        .map(|s| match s {
-            ServerMsg::Status {
-                leader,
-                serving: true,
-                ..
-            } => *leader,
-            other => panic!("not serving: {other:?}"),
-        })
-        .collect();
+    // A follower may still be syncing right after the quorum formed: wait for all three.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (statuses, leaders) = loop {
+        let statuses: Vec<ServerMsg> = c.clients.iter().map(|a| status(*a)).collect();
+        let leaders: Vec<_> = statuses
+            .iter()
+            .filter_map(|s| match s {
+                ServerMsg::Status {
+                    leader,
+                    serving: true,
+                    ..
+                } => Some(*leader),
+                _ => None,
+            })
+            .collect();
+        if leaders.len() == 3 || Instant::now() > deadline {
+            break (statuses, leaders);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(leaders.len(), 3, "all serve: {statuses:?}");
     assert!(
         leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0]),
         "{statuses:?}"
@@ -225,6 +234,37 @@ fn writes_through_any_server_survive_a_killed_node() {
     assert_eq!(read(&mut s1, "/a"), "2");
     assert_eq!(read(&mut s1, "/b"), "after-kill");
     assert!(c.log(0).contains("starting"), "{}", c.log(0));
+}
+
+#[test]
+fn requests_pipelined_behind_connect_are_answered_once_the_session_opens() {
+    let c = Cluster::start(1);
+    // Wait for the node to serve, then pipeline without waiting for Connected.
+    drop(Session::open(
+        c.clients[0],
+        Instant::now() + Duration::from_secs(20),
+    ));
+    let stream = TcpStream::connect(c.clients[0]).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut s = Session { stream, xid: 0 };
+    s.send(&ClientMsg::Connect {
+        session: None,
+        timeout_ms: 5_000,
+        last_zxid: 0,
+    })
+    .unwrap();
+    s.send(&ClientMsg::Op {
+        xid: 1,
+        request: create("/early", "x"),
+    })
+    .unwrap();
+    assert!(matches!(s.recv(), Some(ServerMsg::Connected { .. })));
+    match s.recv() {
+        Some(ServerMsg::Reply { xid: 1, result, .. }) => assert!(result.is_ok(), "{result:?}"),
+        other => panic!("the pipelined create was answered: {other:?}"),
+    }
 }
 
 #[test]

@@ -6,9 +6,11 @@
 //! ([`ops`]) and clients ([`client`]).
 
 pub mod client;
+pub mod coord;
 pub mod ops;
 
 pub use client::{OpError, RegisterClient, RegisterOp, StaleCacheClient};
+pub use coord::CoordRegisterClient;
 pub use ops::{Mix, RegisterConfig, RegisterConfigError, RegisterOps};
 
 use crate::etcd::EtcdClient;

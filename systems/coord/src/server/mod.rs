@@ -84,6 +84,8 @@ struct Conn {
     timeout_ms: u64,
     auth: Vec<Id>,
     queue: VecDeque<Pending>,
+    /// Requests pipelined behind `Connect`, held until the session is open.
+    early: VecDeque<(u64, Request)>,
 }
 
 /// One server of the coordination service.
@@ -106,6 +108,8 @@ pub struct CoordServer {
     commits_since_snapshot: u64,
     /// This server's own requests the leader (this node) refused, to answer after the step.
     pending_failures: Vec<(u64, ErrorCode)>,
+    /// Connections whose session just opened, with requests waiting in `early`.
+    opened: Vec<ClientId>,
     now_ms: u64,
 }
 
@@ -146,6 +150,7 @@ impl Machine for CoordServer {
             touched_at_ms: boot.now_ms,
             commits_since_snapshot: 0,
             pending_failures: Vec::new(),
+            opened: Vec::new(),
             now_ms: boot.now_ms,
         };
         server.absorb(zout, out);
@@ -231,6 +236,16 @@ impl CoordServer {
         for (req, code) in std::mem::take(&mut self.pending_failures) {
             self.complete(req, TxnResult::Failed(code), out);
         }
+        for client in std::mem::take(&mut self.opened) {
+            let early = match self.conns.get_mut(&client) {
+                Some(conn) => std::mem::take(&mut conn.early),
+                None => continue,
+            };
+            for (xid, request) in early {
+                self.on_op(client, xid, request, &mut more, out);
+            }
+            self.flush(client, out);
+        }
         if !(more.sends.is_empty() && more.writes.is_empty() && more.events.is_empty()) {
             self.absorb(more, out);
         }
@@ -282,9 +297,9 @@ impl CoordServer {
             }
             _ => {}
         }
-        if let Some(origin) = entry.txn.origin.filter(|o| o.server == self.id) {
-            self.complete(origin.req, result, out);
-        }
+        // Notifications go out before any reply that could show the new value (ZooKeeper's
+        // "a client sees the event before the change"): the writer's own reply, and reads
+        // queued behind it, are flushed by `complete` below.
         for event in events {
             for client in self.watches.trigger(&event) {
                 out.reply(
@@ -294,6 +309,9 @@ impl CoordServer {
                     },
                 );
             }
+        }
+        if let Some(origin) = entry.txn.origin.filter(|o| o.server == self.id) {
+            self.complete(origin.req, result, out);
         }
         self.commits_since_snapshot += 1;
     }
@@ -356,6 +374,7 @@ impl CoordServer {
                 match result {
                     TxnResult::SessionCreated { session } => {
                         conn.state = ConnState::Open(session);
+                        self.opened.push(client);
                         let msg = ServerMsg::Connected {
                             session,
                             timeout_ms: conn.timeout_ms,
@@ -591,6 +610,7 @@ impl CoordServer {
                 timeout_ms,
                 auth: Vec::new(),
                 queue: VecDeque::new(),
+                early: VecDeque::new(),
             },
         );
         match opening {
@@ -630,6 +650,7 @@ impl CoordServer {
             Some(timeout_ms) => {
                 conn.state = ConnState::Open(session);
                 conn.timeout_ms = timeout_ms;
+                self.opened.push(client);
                 let zxid = self.tree.last_zxid();
                 out.reply(
                     client,
@@ -652,8 +673,17 @@ impl CoordServer {
         zout: &mut ZabOut<CoordTxn, AppMsg>,
         out: &mut Effects<Self>,
     ) {
-        let Some(session) = self.open_session(client) else {
-            return self.refuse(client, ErrorCode::SessionExpired, out);
+        let limit = self.cfg.max_pending_per_client;
+        let session = match self.conns.get_mut(&client) {
+            Some(Conn {
+                state: ConnState::Open(s),
+                ..
+            }) => *s,
+            Some(conn) if conn.early.len() < limit => {
+                // Sent right behind Connect: answered once the session is open.
+                return conn.early.push_back((xid, request));
+            }
+            _ => return self.refuse(client, ErrorCode::SessionExpired, out),
         };
         self.touch(session);
         match request.kind() {

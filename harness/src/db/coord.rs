@@ -1,0 +1,435 @@
+//! Faultline's own coordination service (`systems/coord`) as a system under test.
+//!
+//! The node binary is the controller itself: `faultline node coord ...` runs the same
+//! driver as `faultline-node`, so whatever `faultline` binary runs the test also runs the
+//! nodes, and no second artifact has to be found or kept in step. Local and netns nodes run
+//! it from where it is; SSH hosts get it uploaded; docker images get it with its libraries.
+//!
+//! On the local backend each node dials each peer through its own [`LocalNet`] proxy (the
+//! node binary takes an address per peer), so partitions need no root. Clock faults reach
+//! the nodes through the offset file their `--clock-offset-file` names, which is the file
+//! the clock nemesis writes.
+
+use super::{Backend, Cluster, Db, DbError, LogTail, MAX_TAIL_BYTES};
+use crate::control::daemon::{self, sh_quote, Daemon};
+use crate::control::link_proxy::LocalNet;
+use crate::control::{clock, Cmd, Net, Node};
+use coord::server::proto::{ClientMsg, ServerMsg};
+use machine::{wire, NodeId};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const CLIENT_PORT: u16 = 7000;
+pub const PEER_PORT: u16 = 7001;
+const SYSTEM: &str = "coord";
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Where an uploaded node binary goes on SSH hosts, relative to the node directory.
+const UPLOADED_BINARY: &str = "bin/faultline";
+/// Where docker images hold the node binary.
+const IMAGE_BINARY: &str = "/usr/local/bin/faultline";
+/// The transaction log's segments, relative to the node directory (see `systems/storage`).
+const TXN_LOG_DIR: &str = "data/logs/txn";
+/// Bytes of a segment header and of a record's frame header (length, checksum).
+const SEGMENT_HEADER_BYTES: u64 = 24;
+const FRAME_HEADER_BYTES: u64 = 8;
+/// Largest segment read when looking for its tail.
+const MAX_SEGMENT_BYTES: u64 = 256 << 20;
+
+/// The coordination service, with the bugs to plant (`--bug`).
+#[derive(Debug, Default)]
+pub struct Coord {
+    pub bugs: Vec<String>,
+    /// The run's seed: each node's core is seeded from it.
+    pub seed: u64,
+    /// On the local backend: the address node `from` dials to reach node `to`.
+    local_links: Mutex<Option<BTreeMap<(String, String), SocketAddr>>>,
+}
+
+impl Coord {
+    pub fn new(bugs: Vec<String>, seed: u64) -> Coord {
+        Coord {
+            bugs,
+            seed,
+            local_links: Mutex::new(None),
+        }
+    }
+
+    fn node_err(&self, node: &Node, what: impl Into<String>) -> DbError {
+        DbError::Node {
+            system: SYSTEM,
+            node: node.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn binary(&self, cluster: &Cluster) -> Result<String, DbError> {
+        match cluster.backend {
+            Backend::Local | Backend::Netns => Ok(own_binary()?.display().to_string()),
+            Backend::Ssh => Ok(UPLOADED_BINARY.into()),
+            Backend::Docker => Ok(IMAGE_BINARY.into()),
+        }
+    }
+
+    /// The address `node` dials to reach `peer`.
+    fn peer_addr(
+        &self,
+        cluster: &Cluster,
+        node: &Node,
+        peer: &Node,
+    ) -> Result<SocketAddr, DbError> {
+        if node.name != peer.name {
+            if let Some(links) = self.local_links.lock().expect("not poisoned").as_ref() {
+                return links
+                    .get(&(node.name.clone(), peer.name.clone()))
+                    .copied()
+                    .ok_or_else(|| self.node_err(node, format!("no proxy to {}", peer.name)));
+            }
+        }
+        let _ = cluster;
+        Ok(SocketAddr::new(ip(peer)?, PEER_PORT))
+    }
+
+    fn command(&self, cluster: &Cluster, node: &Node) -> Result<String, DbError> {
+        let mut peers = Vec::new();
+        for (i, peer) in cluster.nodes.iter().enumerate() {
+            peers.push(format!(
+                "{}={}",
+                i + 1,
+                self.peer_addr(cluster, node, peer)?
+            ));
+        }
+        let id = node_id(cluster, node)?;
+        let mut cmd = vec![
+            sh_quote(&self.binary(cluster)?),
+            "node coord".into(),
+            format!("--id {id}"),
+            format!("--peers {}", peers.join(",")),
+            format!("--peer-listen {}:{PEER_PORT}", node.ip),
+            format!("--client-listen {}:{CLIENT_PORT}", node.ip),
+            "--data data".into(),
+            format!("--cluster {}", sh_quote(&cluster.run_id)),
+            format!(
+                "--seed {}",
+                self.seed ^ u64::from(id).wrapping_mul(0x9e37_79b9)
+            ),
+            format!("--clock-offset-file {}", clock::OFFSET_FILE),
+        ];
+        cmd.extend(self.bugs.iter().map(|b| format!("--bug {}", sh_quote(b))));
+        Ok(cmd.join(" "))
+    }
+}
+
+fn ip(node: &Node) -> Result<std::net::IpAddr, DbError> {
+    node.ip.parse().map_err(|_| DbError::Node {
+        system: SYSTEM,
+        node: node.name.clone(),
+        what: format!("{:?} is not an IP address", node.ip),
+    })
+}
+
+/// Nodes are numbered 1.. in the cluster's order.
+fn node_id(cluster: &Cluster, node: &Node) -> Result<NodeId, DbError> {
+    cluster
+        .nodes
+        .iter()
+        .position(|n| n.name == node.name)
+        .map(|i| i as NodeId + 1)
+        .ok_or_else(|| DbError::Node {
+            system: SYSTEM,
+            node: node.name.clone(),
+            what: "is not in the cluster".into(),
+        })
+}
+
+fn own_binary() -> Result<PathBuf, DbError> {
+    std::env::current_exe().map_err(|e| DbError::Setup {
+        system: SYSTEM,
+        what: format!("cannot find the running faultline binary to deploy as the node: {e}"),
+    })
+}
+
+/// Asks a node for its role: (its id, the leader it knows, whether it serves).
+pub fn status(addr: SocketAddr) -> std::io::Result<(NodeId, Option<NodeId>, bool)> {
+    let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+    s.set_read_timeout(Some(PROBE_TIMEOUT))?;
+    s.set_write_timeout(Some(PROBE_TIMEOUT))?;
+    let frame = wire::encode(&ClientMsg::Status).map_err(std::io::Error::other)?;
+    s.write_all(&frame)?;
+    let mut header = [0u8; wire::HEADER_BYTES];
+    s.read_exact(&mut header)?;
+    let mut body = vec![0; wire::body_len(header).map_err(std::io::Error::other)?];
+    s.read_exact(&mut body)?;
+    match wire::decode(&body).map_err(std::io::Error::other)? {
+        ServerMsg::Status {
+            id,
+            leader,
+            serving,
+            ..
+        } => Ok((id, leader, serving)),
+        other => Err(std::io::Error::other(format!("not a status: {other:?}"))),
+    }
+}
+
+impl Db for Coord {
+    fn name(&self) -> &'static str {
+        SYSTEM
+    }
+
+    fn preflight(&self, cluster: &Cluster) -> Result<(), DbError> {
+        let n = cluster.nodes.len();
+        if !(1..=9).contains(&n) {
+            return Err(DbError::Setup {
+                system: SYSTEM,
+                what: format!("runs 1 to 9 nodes, not {n}"),
+            });
+        }
+        coord::server::config::Bugs::parse(self.bugs.iter().map(String::as_str)).map_err(
+            |what| DbError::Setup {
+                system: SYSTEM,
+                what,
+            },
+        )?;
+        own_binary().map(|_| ())
+    }
+
+    fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        cluster
+            .remote
+            .exec(node, &Cmd::new("rm -rf log && mkdir -p log run bin"))?;
+        if cluster.backend == Backend::Ssh {
+            cluster
+                .remote
+                .upload(node, &own_binary()?, Path::new(UPLOADED_BINARY))?;
+            cluster
+                .remote
+                .exec(node, &Cmd::new(format!("chmod +x {UPLOADED_BINARY}")))?;
+        }
+        super::prepare_data_dir(cluster, node, &self.data_dir())?;
+        self.start(cluster, node)
+    }
+
+    fn wait_ready(
+        &self,
+        _cluster: &Cluster,
+        node: &Node,
+        timeout: Duration,
+    ) -> Result<(), DbError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer");
+        while Instant::now() < deadline {
+            match status(self.client_addr(node)) {
+                Ok((_, _, true)) => return Ok(()),
+                Ok((_, leader, false)) => last = format!("not serving yet (leader {leader:?})"),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(self.node_err(node, format!("not serving after {timeout:?}: {last}")))
+    }
+
+    fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        let cmd = self.command(cluster, node)?;
+        daemon::start(cluster.remote.as_ref(), node, &cmd, &self.daemon())?;
+        Ok(())
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon {
+            pidfile: "run/coord.pid".into(),
+            logfile: "log/coord.log".into(),
+        }
+    }
+
+    fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        self.kill(cluster, node)?;
+        super::remove_data_dir(cluster, node, &self.data_dir())?;
+        Ok(())
+    }
+
+    fn log_files(&self) -> Vec<PathBuf> {
+        vec![self.daemon().logfile]
+    }
+
+    /// Every node that says it leads: a deposed leader may still think so.
+    fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        super::nodes_where(
+            cluster,
+            |n| matches!(status(self.client_addr(n)), Ok((id, Some(leader), _)) if id == leader),
+        )
+    }
+
+    fn clock_faults(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn disk_faults(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The newest segment of the transaction log and where its records end.
+    fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
+        let list = cluster
+            .remote
+            .exec(node, &Cmd::new(format!("ls {TXN_LOG_DIR}")))?;
+        let newest = list
+            .stdout_text()
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.ends_with(".seg") && !n.starts_with('.'))
+            .max()
+            .map(str::to_string)
+            .ok_or_else(|| self.node_err(node, format!("no log segment in {TXN_LOG_DIR}")))?;
+        let file = PathBuf::from(TXN_LOG_DIR).join(&newest);
+        let local = std::env::temp_dir().join(format!(
+            "faultline-coord-seg-{}-{}-{newest}",
+            std::process::id(),
+            node.name
+        ));
+        let read = cluster
+            .remote
+            .download(node, &file, &local)
+            .map_err(DbError::from)
+            .and_then(|()| {
+                let bytes = read_bounded(&local).map_err(|e| self.node_err(node, e))?;
+                segment_tail(&bytes, &file).map_err(|e| self.node_err(node, e))
+            });
+        let _ = std::fs::remove_file(&local);
+        read
+    }
+
+    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+        let exe = own_binary()?;
+        let mut files = super::binary_with_libs_at(SYSTEM, &exe)?;
+        files[0].1 = PathBuf::from(IMAGE_BINARY);
+        Ok(files)
+    }
+
+    fn client_addr(&self, node: &Node) -> SocketAddr {
+        SocketAddr::new(
+            node.ip.parse().expect("node addresses are IPs"),
+            CLIENT_PORT,
+        )
+    }
+
+    fn local_net(
+        &self,
+        cluster: &Cluster,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Option<Box<dyn Net>>, DbError> {
+        let mut targets = Vec::new();
+        for n in &cluster.nodes {
+            targets.push((n.name.clone(), SocketAddr::new(ip(n)?, PEER_PORT)));
+        }
+        let net = rt
+            .block_on(LocalNet::start(&targets, "127.0.0.1"))
+            .map_err(|e| DbError::Setup {
+                system: SYSTEM,
+                what: format!("cannot start the peer proxies: {e}"),
+            })?;
+        let mut links = BTreeMap::new();
+        for (from, _) in &targets {
+            for (to, _) in targets.iter().filter(|(to, _)| to != from) {
+                let addr = net.peer_addr(from, to).expect("a proxy per ordered pair");
+                links.insert((from.clone(), to.clone()), addr);
+            }
+        }
+        *self.local_links.lock().expect("not poisoned") = Some(links);
+        Ok(Some(Box::new(net)))
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if len > MAX_SEGMENT_BYTES {
+        return Err(format!(
+            "segment of {len} bytes is larger than {MAX_SEGMENT_BYTES}"
+        ));
+    }
+    std::fs::read(path).map_err(|e| e.to_string())
+}
+
+/// Walks a segment's frames (`len u32 | crc u32 | payload`) after its header to the end of
+/// the last whole one. Checksums are the node's business; a tail fault only needs where
+/// records end.
+pub fn segment_tail(bytes: &[u8], file: &Path) -> Result<LogTail, String> {
+    let len = bytes.len() as u64;
+    if len < SEGMENT_HEADER_BYTES {
+        return Err(format!(
+            "{}: {len} bytes, shorter than a segment header",
+            file.display()
+        ));
+    }
+    let (mut end, mut last) = (SEGMENT_HEADER_BYTES, None);
+    while end + FRAME_HEADER_BYTES <= len {
+        let at = end as usize;
+        let payload = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as u64;
+        let next = end + FRAME_HEADER_BYTES + payload;
+        if payload == 0 || next > len {
+            break;
+        }
+        last = Some(end);
+        end = next;
+    }
+    let last_record = last.ok_or_else(|| format!("{}: no records", file.display()))?;
+    let from = end.saturating_sub(MAX_TAIL_BYTES as u64) as usize;
+    Ok(LogTail {
+        file: file.to_path_buf(),
+        records_end: end,
+        last_record,
+        file_len: len,
+        tail: bytes[from..end as usize].to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use machine::{DiskOp, Write as DiskWrite};
+
+    /// A segment written by the real store: the tail ends after its last record.
+    #[test]
+    fn the_tail_of_a_real_segment_is_found() {
+        let dir = std::env::temp_dir().join(format!("faultline-coord-tail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut store, _, _) = storage::Store::open(&dir, storage::Limits::default()).unwrap();
+        let records: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + i as usize]).collect();
+        store
+            .write(&[DiskWrite {
+                token: 1,
+                ops: vec![DiskOp::Append {
+                    log: "txn".into(),
+                    records: records.clone(),
+                }],
+            }])
+            .unwrap();
+        let seg_dir = dir.join("logs/txn");
+        let seg = std::fs::read_dir(&seg_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let bytes = std::fs::read(&seg).unwrap();
+        let tail = segment_tail(&bytes, &seg).unwrap();
+        let framed: u64 = records.iter().map(|r| 8 + r.len() as u64).sum();
+        assert_eq!(tail.records_end, 24 + framed);
+        assert_eq!(tail.last_record, tail.records_end - 8 - 14);
+        assert_eq!(tail.file_len, bytes.len() as u64);
+        // A torn last frame is not counted.
+        let torn = &bytes[..bytes.len() - 3];
+        assert_eq!(
+            segment_tail(torn, &seg).unwrap().records_end,
+            tail.last_record
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_segment_without_records_is_an_error_naming_it() {
+        let err = segment_tail(&[0u8; 24], Path::new("data/logs/txn/0.seg")).unwrap_err();
+        assert!(err.contains("data/logs/txn/0.seg: no records"), "{err}");
+    }
+}
