@@ -56,6 +56,9 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let history = history::parse(&path.display().to_string(), &bytes, Some(Format::JsonLines))?;
     drop(bytes);
+    if let Some(w) = workloads::coord::workload::by_name(workload) {
+        return check_with(dir, &test, &history, w.as_ref());
+    }
     let (model, options) = crate::workload::check_options(workload)?;
     let started = Instant::now();
     let outcome = linearizable::check(&history, model, &options)?;
@@ -108,6 +111,67 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
         );
     }
     Ok(match outcome.valid {
+        Validity::Valid => Exit::Valid,
+        Validity::Invalid => Exit::Invalid,
+        Validity::Unknown => Exit::Unknown,
+    })
+}
+
+/// Checks a run with its workload's own checker (the coordination service's workloads).
+fn check_with(
+    dir: &Path,
+    test: &Value,
+    history: &checkers::history::History,
+    workload: &dyn workloads::coord::workload::CoordWorkload,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let verdict = workload.check(history);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let nemesis_ops = history
+        .ops
+        .iter()
+        .filter(|op| !op.process.is_client())
+        .count();
+    let client_ops = history.ops.len() - nemesis_ops;
+    let run = RunDir {
+        path: dir.to_path_buf(),
+    };
+    run.write_json(
+        "results.json",
+        &json!({
+            "valid": verdict.valid,
+            "seed": test["seed"],
+            "revision": test["revision"],
+            "checker": verdict.checker,
+            verdict.checker: {
+                "summary": verdict.summary,
+                "explanation": verdict.explanation,
+                "details": verdict.details,
+                "elapsed_ms": elapsed_ms,
+            },
+            "history_events": {"client": client_ops, "nemesis": nemesis_ops},
+        }),
+    )?;
+    let word = match verdict.valid {
+        Validity::Valid => "valid",
+        Validity::Invalid => "INVALID",
+        Validity::Unknown => "unknown",
+    };
+    println!(
+        "{}: {word} ({} checker: {}; {client_ops} client events, {nemesis_ops} nemesis events, {elapsed_ms:.0} ms to check)",
+        dir.display(),
+        verdict.checker,
+        verdict.summary
+    );
+    if verdict.valid != Validity::Valid {
+        println!("{}", verdict.explanation);
+        println!(
+            "seed {} revision {}",
+            test["seed"],
+            test["revision"].as_str().unwrap_or("unknown")
+        );
+    }
+    Ok(match verdict.valid {
         Validity::Valid => Exit::Valid,
         Validity::Invalid => Exit::Invalid,
         Validity::Unknown => Exit::Unknown,

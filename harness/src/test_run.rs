@@ -188,11 +188,17 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
             db::SYSTEMS.join(", ")
         ));
     }
-    if !workload::NAMES.contains(&args.workload.as_str()) {
+    if !workload::names().contains(&args.workload.as_str()) {
         return bad(format!(
             "unknown workload {:?}: known workloads are {}",
             args.workload,
-            workload::NAMES.join(", ")
+            workload::names().join(", ")
+        ));
+    }
+    if args.workload != "register" && args.system != "coord" {
+        return bad(format!(
+            "the {} workload runs on coord only; {} runs register",
+            args.workload, args.system
         ));
     }
     nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
@@ -698,7 +704,7 @@ fn deploy_and_drive(
         .iter()
         .map(|n| d.db.client_addr(n))
         .collect();
-    let client = |w: u32| workload.client(addrs[w as usize % addrs.len()], w);
+    let client = |w: u32| workload.client(addrs[w as usize % addrs.len()], &addrs, w);
     let mut history = run.history()?;
     let interrupted = rt.block_on(async {
         let progress = tokio::spawn(progress_line(live.clone(), no_faults));

@@ -12,13 +12,19 @@ use checkers::rng::Rng;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use workloads::client::{Client, Outcome};
+use workloads::client::{BoxClient, Client, Outcome};
+use workloads::coord::workload::{self as coord_workload, ClientContext, CoordWorkload};
 use workloads::register::{
     CoordRegisterClient, RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient,
 };
 
-/// The workloads `faultline test --workload` knows.
-pub const NAMES: &[&str] = &[RegisterWorkload::NAME];
+/// The workloads `faultline test --workload` knows: `register` on every system, and the
+/// coordination service's own.
+pub fn names() -> Vec<&'static str> {
+    let mut names = vec![RegisterWorkload::NAME];
+    names.extend_from_slice(coord_workload::names());
+    names
+}
 /// The deliberately broken clients `--client-bug` knows.
 pub const CLIENT_BUGS: &[&str] = &["stale-cache"];
 
@@ -47,6 +53,8 @@ impl Target {
 
 /// A workload ready to run.
 pub struct Workload {
+    /// Set for the coordination service's own workloads; `register` otherwise.
+    coord: Option<Arc<dyn CoordWorkload>>,
     register: RegisterWorkload,
     ops: Arc<Mutex<RegisterOps>>,
     stale_cache: bool,
@@ -62,12 +70,24 @@ impl Workload {
         target: Target,
         op_timeout_ms: u64,
     ) -> anyhow::Result<Workload> {
-        anyhow::ensure!(name == RegisterWorkload::NAME, "unknown workload {name:?}");
+        let coord = match name {
+            RegisterWorkload::NAME => None,
+            other => {
+                let w = coord_workload::by_name(other)
+                    .ok_or_else(|| anyhow::anyhow!("unknown workload {other:?}"))?;
+                anyhow::ensure!(
+                    target == Target::Coord,
+                    "the {other} workload runs on coord only"
+                );
+                Some(w)
+            }
+        };
         let register = RegisterWorkload::default();
         let ops = register
             .ops()
             .map_err(|e| anyhow::anyhow!("register workload: {e}"))?;
         Ok(Workload {
+            coord,
             register,
             ops: Arc::new(Mutex::new(ops)),
             stale_cache: client_bug == Some("stale-cache"),
@@ -78,6 +98,10 @@ impl Workload {
 
     /// The endless stream of client operations. The RNG is the runner's, seeded by the run.
     pub fn ops(&self) -> Gen {
+        if let Some(w) = &self.coord {
+            let w = w.clone();
+            return generator::from_fn(move |rng| w.next_op(rng));
+        }
         let ops = self.ops.clone();
         generator::from_fn(move |rng| ops.lock().unwrap_or_else(|p| p.into_inner()).next(rng))
     }
@@ -85,14 +109,35 @@ impl Workload {
     /// After healing: one successful read of every key the run wrote, so that a lost write
     /// shows up even when nobody read that key during the faults.
     pub fn final_reads(&self) -> Gen {
+        if let Some(w) = &self.coord {
+            let finals = w
+                .final_ops()
+                .into_iter()
+                .map(|(f, value)| {
+                    generator::until_ok(generator::limit(
+                        MAX_FINAL_READ_ATTEMPTS,
+                        generator::from_fn(move |_| (f.clone(), value.clone())),
+                    ))
+                })
+                .collect();
+            return generator::phases(finals);
+        }
         Box::new(FinalReads {
             ops: self.ops.clone(),
             reads: None,
         })
     }
 
-    /// The client for worker `w`, talking to the node at `addr`.
-    pub fn client(&self, addr: SocketAddr, _w: u32) -> AnyClient {
+    /// The client for worker `w`, bound to the node at `addr` of `nodes`.
+    pub fn client(&self, addr: SocketAddr, nodes: &[SocketAddr], w: u32) -> AnyClient {
+        if let Some(workload) = &self.coord {
+            return AnyClient::Dyn(workload.client(ClientContext {
+                node: addr,
+                nodes: nodes.to_vec(),
+                worker: w,
+                op_timeout_ms: self.client_timeout_ms,
+            }));
+        }
         if self.target == Target::Coord {
             return AnyClient::Coord(CoordRegisterClient::new(addr, self.client_timeout_ms));
         }
@@ -109,6 +154,7 @@ pub enum AnyClient {
     Register(RegisterClient),
     StaleCache(StaleCacheClient),
     Coord(CoordRegisterClient),
+    Dyn(BoxClient),
 }
 
 impl Client for AnyClient {
@@ -117,6 +163,7 @@ impl Client for AnyClient {
             AnyClient::Register(c) => c.invoke(f, value).await,
             AnyClient::StaleCache(c) => c.invoke(f, value).await,
             AnyClient::Coord(c) => c.invoke(f, value).await,
+            AnyClient::Dyn(c) => c.invoke(f, value).await,
         }
     }
 }

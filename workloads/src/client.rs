@@ -48,3 +48,38 @@ impl Outcome {
 pub trait Client: Send + 'static {
     fn invoke(&mut self, f: &str, value: &Value) -> impl Future<Output = Outcome> + Send;
 }
+
+/// A client whose type is chosen at run time (workloads picked by name): the object-safe
+/// twin of [`Client`], which every `Client` is.
+pub trait DynClient: Send + 'static {
+    fn invoke_boxed<'a>(
+        &'a mut self,
+        f: &'a str,
+        value: &'a Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+}
+
+impl<C: Client> DynClient for C {
+    fn invoke_boxed<'a>(
+        &'a mut self,
+        f: &'a str,
+        value: &'a Value,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(self.invoke(f, value))
+    }
+}
+
+/// A boxed [`DynClient`], usable wherever a [`Client`] is.
+pub struct BoxClient(pub Box<dyn DynClient>);
+
+impl BoxClient {
+    pub fn new(client: impl Client) -> BoxClient {
+        BoxClient(Box::new(client))
+    }
+}
+
+impl Client for BoxClient {
+    async fn invoke(&mut self, f: &str, value: &Value) -> Outcome {
+        self.0.invoke_boxed(f, value).await
+    }
+}

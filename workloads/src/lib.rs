@@ -10,4 +10,5 @@ pub mod coord;
 pub mod etcd;
 pub mod http;
 pub mod register;
+pub mod verdict;
 pub mod zookeeper;

@@ -8,5 +8,7 @@
 
 pub mod client;
 pub mod recipes;
+pub mod workload;
+pub mod workloads;
 
 pub use client::{ClientState, ConnectOptions, CoordClient, CoordError, ErrorKind, Watch};
