@@ -482,9 +482,6 @@ async fn the_writer_is_notified_before_it_reads_its_new_value() {
     c.create("/own", b"0", &Acl::open(), CreateFlags::PERSISTENT)
         .await
         .unwrap();
-    let mut s = tokio::net::TcpStream::connect(cluster.clients[0])
-        .await
-        .unwrap();
     let connect = ClientMsg::Connect {
         session: None,
         timeout_ms: 5_000,
@@ -499,9 +496,6 @@ async fn the_writer_is_notified_before_it_reads_its_new_value() {
         data: b"1".to_vec(),
         version: -1,
     });
-    s.write_all(&machine::wire::encode(&connect).unwrap())
-        .await
-        .unwrap();
     async fn recv(s: &mut tokio::net::TcpStream) -> ServerMsg {
         let mut header = [0u8; 4];
         tokio::time::timeout(WAIT, s.read_exact(&mut header))
@@ -512,7 +506,24 @@ async fn the_writer_is_notified_before_it_reads_its_new_value() {
         s.read_exact(&mut body).await.unwrap();
         machine::wire::decode::<ServerMsg>(&body).unwrap()
     }
-    assert!(matches!(recv(&mut s).await, ServerMsg::Connected { .. }));
+    // The node may still be catching up with the leader: it refuses until it serves.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut s = loop {
+        let mut s = tokio::net::TcpStream::connect(cluster.clients[0])
+            .await
+            .unwrap();
+        s.write_all(&machine::wire::encode(&connect).unwrap())
+            .await
+            .unwrap();
+        match recv(&mut s).await {
+            ServerMsg::Connected { .. } => break s,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "never connected: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut send = Vec::new();
     for (xid, request) in [(1, get(true)), (2, set), (3, get(false))] {
         send.extend(machine::wire::encode(&ClientMsg::Op { xid, request }).unwrap());
