@@ -70,6 +70,10 @@ pub struct TestArgs {
         default_value = "lose-unsynced,truncate-tail,corrupt-tail"
     )]
     pub disk_faults: String,
+    /// With lost unsynced writes: latency added to every fsync on the nodes' lazy
+    /// filesystems, a slow disk that widens the window of unsynced data.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub disk_sync_delay_ms: u64,
     /// How many nodes (local, netns and docker backends).
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
@@ -203,6 +207,12 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     }
     nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
     disk::parse_modes(&args.disk_faults).map_err(BadArgs)?;
+    if args.disk_sync_delay_ms > crate::lazyfs::MAX_SYNC_DELAY_MS {
+        return bad(format!(
+            "--disk-sync-delay-ms must be at most {} ms",
+            crate::lazyfs::MAX_SYNC_DELAY_MS
+        ));
+    }
     if !(args.time_limit > 0.0 && args.time_limit <= 7.0 * 86_400.0) {
         return bad("--time-limit must be between 0 and a week of seconds".into());
     }
@@ -358,7 +368,11 @@ fn run_in_dir(
         None => db.local_net(&cluster, rt.handle())?.map(Arc::from),
     };
     let disk_modes = disk::parse_modes(&args.disk_faults).expect("validated");
-    let able = refuse_unsupported(&classes, &disk_modes, db.as_ref(), net.as_deref(), &cluster)?;
+    let mut able =
+        refuse_unsupported(&classes, &disk_modes, db.as_ref(), net.as_deref(), &cluster)?;
+    if let Some(lazy) = &mut able.lazy_disk {
+        lazy.sync_delay_ms = args.disk_sync_delay_ms;
+    }
     let mut cluster = cluster;
     cluster.lazy_disk = able.lazy_disk.map(Arc::new);
     let deployment = Deployment { cluster, db, net };

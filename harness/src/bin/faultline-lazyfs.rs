@@ -25,6 +25,9 @@ struct Args {
     /// survives a drop), as a kernel writes back dirty pages under memory pressure.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_DIRTY_MIB)]
     max_dirty_mib: u64,
+    /// Latency added to every fsync: a slow disk.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    sync_delay_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let options = Options {
         backing: args.backing,
         max_dirty_mib: args.max_dirty_mib,
+        sync_delay_ms: args.sync_delay_ms,
     };
     match lazyfs::mount(&options, &args.mountpoint) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -45,6 +45,8 @@ pub struct LazyDisk {
     pub binary: PathBuf,
     /// Bound on each node's unsynced data held in memory.
     pub max_dirty_mib: u64,
+    /// Latency added to every fsync (a slow disk).
+    pub sync_delay_ms: u64,
 }
 
 fn unsupported(what: String) -> ControlError {
@@ -74,6 +76,7 @@ impl LazyDisk {
         Ok(LazyDisk {
             binary,
             max_dirty_mib,
+            sync_delay_ms: 0,
         })
     }
 
@@ -131,9 +134,10 @@ impl LazyDisk {
         let (mnt, backing) = (quoted(dir), quoted(&synced_dir(dir)));
         run_ok(remote.as_ref(), node, &format!("mkdir -p {mnt} {backing}"))?;
         let command = format!(
-            "{} --max-dirty-mib {} {backing} {mnt}",
+            "{} --max-dirty-mib {} --sync-delay-ms {} {backing} {mnt}",
             sh_quote(&binary),
-            self.max_dirty_mib
+            self.max_dirty_mib,
+            self.sync_delay_ms
         );
         daemon::start(remote.as_ref(), node, &command, &lazyfs_daemon())?;
         let control = quoted(&dir.join(CONTROL_FILE));
@@ -279,6 +283,7 @@ mod tests {
         LazyDisk {
             binary: "/nonexistent/faultline-lazyfs".into(),
             max_dirty_mib: 16,
+            sync_delay_ms: 0,
         }
     }
 

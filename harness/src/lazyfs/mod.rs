@@ -89,12 +89,37 @@ pub enum LazyFsError {
 pub struct Options {
     pub backing: PathBuf,
     pub max_dirty_mib: u64,
+    /// Added to every fsync and fdatasync: a slow disk, which widens the window in which
+    /// written data is not yet durable (requests are served one at a time, so it stalls
+    /// everything behind it, as a busy disk queue does).
+    pub sync_delay_ms: u64,
+}
+
+/// Upper bound of the added sync latency.
+pub const MAX_SYNC_DELAY_MS: u64 = 10_000;
+
+/// Upper bound of syncs waiting on a slow disk; more wait in the kernel's queue.
+const MAX_PENDING_SYNCS: usize = 4096;
+
+/// An fsync a slow disk is still working on.
+struct PendingSync {
+    ino: u64,
+    datasync: bool,
+    due: std::time::Instant,
+    reply: ReplyEmpty,
+}
+
+impl std::fmt::Debug for PendingSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingSync(ino {}, due {:?})", self.ino, self.due)
+    }
 }
 
 /// Mounts on `mountpoint` and serves until unmounted (`fusermount3 -u`), then writes back
 /// and syncs what is unsynced: a clean unmount loses nothing.
 pub fn mount(options: &Options, mountpoint: &Path) -> Result<(), LazyFsError> {
-    let fs = LazyFs::new(options)?;
+    let mut fs = LazyFs::new(options)?;
+    fs.mountpoint = Some(mountpoint.to_path_buf());
     check_mountpoint(mountpoint)?;
     fuser::mount2(fs, mountpoint, &mount_options()).map_err(|e| LazyFsError::Mount {
         path: mountpoint.display().to_string(),
@@ -107,7 +132,8 @@ pub fn spawn(
     options: &Options,
     mountpoint: &Path,
 ) -> Result<fuser::BackgroundSession, LazyFsError> {
-    let fs = LazyFs::new(options)?;
+    let mut fs = LazyFs::new(options)?;
+    fs.mountpoint = Some(mountpoint.to_path_buf());
     check_mountpoint(mountpoint)?;
     fuser::spawn_mount2(fs, mountpoint, &mount_options()).map_err(|e| LazyFsError::Mount {
         path: mountpoint.display().to_string(),
@@ -183,6 +209,12 @@ enum Handle {
 struct LazyFs {
     root: PathBuf,
     max_dirty_bytes: u64,
+    sync_delay_ms: u64,
+    /// Syncs that a slow disk has not finished: a drop overtakes them (they fail), as a
+    /// power cut would. Completed when the waker thread pokes the control file.
+    pending_syncs: std::collections::VecDeque<PendingSync>,
+    /// Where this filesystem is mounted, for the waker threads of delayed syncs.
+    mountpoint: Option<PathBuf>,
     inodes: HashMap<u64, Inode>,
     by_key: HashMap<(u64, u64), u64>,
     next_ino: u64,
@@ -246,6 +278,9 @@ impl LazyFs {
         let mut fs = LazyFs {
             root: root.clone(),
             max_dirty_bytes: options.max_dirty_mib << 20,
+            sync_delay_ms: options.sync_delay_ms.min(MAX_SYNC_DELAY_MS),
+            pending_syncs: std::collections::VecDeque::new(),
+            mountpoint: None,
             inodes: HashMap::new(),
             by_key: HashMap::new(),
             next_ino: FUSE_ROOT_ID + 1,
@@ -594,16 +629,52 @@ impl LazyFs {
         }
     }
 
+    /// Answers the fsync only after the disk's latency, leaving the data unsynced until
+    /// then: the filesystem keeps serving (a drop may come first), and a waker thread
+    /// pokes the control file when the sync is due.
+    fn delay_sync(&mut self, ino: u64, datasync: bool, reply: ReplyEmpty, control: PathBuf) {
+        let delay = std::time::Duration::from_millis(self.sync_delay_ms);
+        self.pending_syncs.push_back(PendingSync {
+            ino,
+            datasync,
+            due: std::time::Instant::now() + delay,
+            reply,
+        });
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let _ = std::fs::metadata(control);
+        });
+    }
+
+    /// Completes the delayed syncs due by `now` (all of them when `None`), in order.
+    fn finish_syncs(&mut self, now: Option<std::time::Instant>) {
+        while let Some(p) = self.pending_syncs.front() {
+            if now.is_some_and(|now| p.due > now) {
+                return;
+            }
+            let p = self.pending_syncs.pop_front().expect("peeked");
+            match self.sync(p.ino, p.datasync) {
+                Ok(()) => p.reply.ok(),
+                Err(e) => p.reply.error(e),
+            }
+        }
+    }
+
     fn control(&mut self, command: &[u8]) -> Result<(), i32> {
         if command.len() > MAX_CONTROL_BYTES {
             return Err(libc::EFBIG);
         }
         match std::str::from_utf8(command).map(str::trim) {
             Ok("drop") => {
+                // What the disk was still syncing is lost with the rest.
+                for p in self.pending_syncs.drain(..) {
+                    p.reply.error(libc::EIO);
+                }
                 self.drop_unsynced();
                 Ok(())
             }
             Ok("sync") => {
+                self.finish_syncs(None);
                 self.write_back_all(true);
                 Ok(())
             }
@@ -876,6 +947,7 @@ impl Filesystem for LazyFs {
 
     /// A clean unmount writes back and syncs everything: only a drop loses data.
     fn destroy(&mut self) {
+        self.finish_syncs(None);
         self.write_back_all(true);
     }
 
@@ -898,6 +970,8 @@ impl Filesystem for LazyFs {
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         if ino == CONTROL_INO {
+            // The waker of a delayed sync pokes here.
+            self.finish_syncs(Some(std::time::Instant::now()));
             return reply.attr(&TTL, &self.control_attr());
         }
         reply_err!(reply, self.attr_of(ino), |attr| reply.attr(&TTL, &attr));
@@ -1159,6 +1233,11 @@ impl Filesystem for LazyFs {
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, datasync: bool, reply: ReplyEmpty) {
         if ino == CONTROL_INO {
             return reply.ok();
+        }
+        if self.sync_delay_ms > 0 && self.pending_syncs.len() < MAX_PENDING_SYNCS {
+            if let Some(mnt) = &self.mountpoint {
+                return self.delay_sync(ino, datasync, reply, mnt.join(CONTROL_FILE));
+            }
         }
         reply_err!(reply, self.sync(ino, datasync), |()| reply.ok());
     }

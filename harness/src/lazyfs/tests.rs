@@ -15,6 +15,10 @@ struct Mounted {
 
 impl Mounted {
     fn new(name: &str, max_dirty_mib: u64) -> Mounted {
+        Mounted::with_sync_delay(name, max_dirty_mib, 0)
+    }
+
+    fn with_sync_delay(name: &str, max_dirty_mib: u64, sync_delay_ms: u64) -> Mounted {
         crate::control::local::running_as_root()
             .then_some(())
             .expect("the lazy filesystem tests mount FUSE filesystems: run them as root");
@@ -31,6 +35,7 @@ impl Mounted {
         let options = Options {
             backing,
             max_dirty_mib,
+            sync_delay_ms,
         };
         let session = spawn(&options, &mnt).expect("mount the lazy filesystem");
         // The mount is served once the root answers as ours.
@@ -316,7 +321,8 @@ fn the_bound_on_unsynced_data_writes_it_back() {
     assert!(matches!(
         LazyFs::new(&Options {
             backing: m.backing(""),
-            max_dirty_mib: 0
+            max_dirty_mib: 0,
+            sync_delay_ms: 0,
         }),
         Err(LazyFsError::Limit(0))
     ));
@@ -353,10 +359,47 @@ fn unlinked_files_free_their_unsynced_data_and_bad_commands_are_refused() {
 }
 
 #[test]
+fn a_slow_disk_delays_every_sync_and_loses_what_it_had_not_finished() {
+    let m = Mounted::with_sync_delay("slow", 16, 150);
+    let mut f = rw(&m.path("log"));
+    f.write_all(b"first").unwrap();
+    let started = std::time::Instant::now();
+    f.sync_data().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "fdatasync took the disk's latency: {:?}",
+        started.elapsed()
+    );
+    f.write_all(b" second").unwrap();
+    drop(f);
+    m.drop_unsynced();
+    assert_eq!(std::fs::read(m.path("log")).unwrap(), b"first");
+}
+
+#[test]
+fn a_drop_overtakes_a_sync_the_slow_disk_has_not_finished() {
+    let m = Mounted::with_sync_delay("overtaken", 16, 2_000);
+    let mut f = rw(&m.path("log"));
+    f.write_all(b"never durable").unwrap();
+    let syncer = std::thread::spawn(move || f.sync_data());
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    m.drop_unsynced();
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "the drop did not wait for the slow sync"
+    );
+    let synced = syncer.join().unwrap();
+    assert!(synced.is_err(), "the overtaken sync failed: {synced:?}");
+    assert_eq!(std::fs::read(m.path("log")).unwrap(), b"");
+}
+
+#[test]
 fn bad_backing_directories_are_refused_by_name() {
     let err = LazyFs::new(&Options {
         backing: "/nonexistent/faultline".into(),
         max_dirty_mib: 1,
+        sync_delay_ms: 0,
     })
     .err()
     .unwrap();

@@ -1,0 +1,89 @@
+//! End to end on Faultline's coordination service: the `lock`, `lock-unfenced` and
+//! `election` workloads under faults, judged by their own checkers.
+
+mod common;
+
+use common::*;
+
+/// Runs `faultline test` on 3 coord nodes for 15 s and returns its output and run dir.
+fn run(
+    name: &str,
+    workload: &str,
+    nemesis: &str,
+    seed: &str,
+) -> (std::process::Output, std::path::PathBuf) {
+    let store = store(name);
+    let args = [
+        "test",
+        "--system",
+        "coord",
+        "--workload",
+        workload,
+        "--nodes",
+        "3",
+        "--time-limit",
+        "15",
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "3",
+        "--seed",
+        seed,
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let out = faultline(&args).output().unwrap();
+    let dir = run_dir(&store);
+    (out, dir)
+}
+
+fn outcome_count(results: &serde_json::Value, checker: &str, key: &str) -> u64 {
+    results[checker]["details"]["outcomes"][key]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_fenced_lock_under_partitions_kills_and_pauses_checks_valid() {
+    let (out, dir) = run("lock-fenced", "lock", "partition,kill,pause", "7");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    assert_eq!(results["checker"], "lock");
+    // The check had something to judge: holders wrote, and the final read saw the log.
+    assert!(
+        results["lock"]["details"]["grants"].as_u64().unwrap() > 5,
+        "{results}"
+    );
+    assert!(
+        results["lock"]["details"]["accepted"].as_u64().unwrap() > 10,
+        "{results}"
+    );
+    assert!(outcome_count(&results, "lock", "read ok") >= 1, "{results}");
+    let fs = nemesis_fs(&history(&dir));
+    assert!(fs.iter().any(|f| f == "start-pause"), "{fs:?}");
+}
+
+#[test]
+fn the_election_under_partitions_kills_and_pauses_checks_valid() {
+    let (out, dir) = run("election", "election", "partition,kill,pause", "7");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let details = &results["election"]["details"];
+    assert!(
+        details["epochs"].as_u64().unwrap() > 3,
+        "leadership moved: {details}"
+    );
+    assert!(details["claims"].as_u64().unwrap() > 20, "{details}");
+}
