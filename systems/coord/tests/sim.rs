@@ -253,7 +253,15 @@ fn register_run_with(
     bugs: Bugs,
     power_loss: bool,
 ) -> Result<usize, String> {
-    let cfg = CoordConfig::with_bugs(bugs);
+    register_run_cfg(seed, config, CoordConfig::with_bugs(bugs), power_loss)
+}
+
+fn register_run_cfg(
+    seed: u64,
+    config: SimConfig,
+    cfg: CoordConfig,
+    power_loss: bool,
+) -> Result<usize, String> {
     let nodes_for_loss = config.nodes;
     let mut sim: Sim<CoordServer> = Sim::new(seed, config, cfg).map_err(|e| e.to_string())?;
     for _ in 0..CLIENTS {
@@ -390,6 +398,20 @@ fn bug_is_caught(name: &str, config: fn() -> SimConfig, power_loss: bool) {
 fn the_register_survives_whole_cluster_crashes() {
     sweep(6, |seed| {
         register_run(seed, crashes(), Bugs::default()).map(|_| ())
+    })
+    .unwrap_or_else(|f| panic!("{f}"));
+}
+
+/// Snapshots every few commits and a short log tail kept below them: restarts restore the
+/// tree from a snapshot, and followers far behind are brought up by SNAP.
+#[test]
+fn the_register_survives_crashes_with_frequent_snapshots() {
+    let mut cfg = CoordConfig::default();
+    cfg.snapshot_every = 7;
+    cfg.zab.log_retain = 3;
+    sweep(6, |seed| {
+        register_run_cfg(seed, crashes(), cfg.clone(), false)?;
+        register_run_cfg(seed, chaos(), cfg.clone(), true).map(|_| ())
     })
     .unwrap_or_else(|f| panic!("{f}"));
 }
