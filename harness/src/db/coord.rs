@@ -244,16 +244,6 @@ impl Db for Coord {
         }
     }
 
-    fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        self.kill(cluster, node)?;
-        super::remove_data_dir(cluster, node, &self.data_dir())?;
-        Ok(())
-    }
-
-    fn log_files(&self) -> Vec<PathBuf> {
-        vec![self.daemon().logfile]
-    }
-
     /// Every node that says it leads: a deposed leader may still think so.
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         super::nodes_where(

@@ -163,16 +163,6 @@ impl Db for Etcd {
         }
     }
 
-    fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        self.kill(cluster, node)?;
-        super::remove_data_dir(cluster, node, &self.data_dir())?;
-        Ok(())
-    }
-
-    fn log_files(&self) -> Vec<PathBuf> {
-        vec![self.daemon().logfile]
-    }
-
     /// Every member that calls itself the leader: during a partition a deposed leader may
     /// still think it leads, and isolating it too is what a targeted fault wants.
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {

@@ -127,11 +127,17 @@ pub trait Db: Send + Sync {
     }
 
     /// Stops the system and removes its data from `node`, leaving its logs.
-    fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError>;
+    fn teardown(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        self.kill(cluster, node)?;
+        remove_data_dir(cluster, node, &self.data_dir())?;
+        Ok(())
+    }
 
     /// Log files on each node (relative remote paths), collected into the store after every
-    /// run, failed runs too.
-    fn log_files(&self) -> Vec<PathBuf>;
+    /// run, failed runs too: the daemon's log unless a system says otherwise.
+    fn log_files(&self) -> Vec<PathBuf> {
+        vec![self.daemon().logfile]
+    }
 
     /// The nodes that currently lead (for targeted faults); empty when none is known.
     fn primaries(&self, cluster: &Cluster) -> Vec<String>;

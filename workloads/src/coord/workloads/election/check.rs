@@ -18,7 +18,7 @@
 //! 4. `epoch-regress`: a claim that begins after another completed names an epoch at
 //!    least as new (a lower candidate never reappears once gone).
 
-use crate::coord::workloads::lock::check::{Violation, MAX_REPORTED};
+use crate::coord::workloads::lock::check::{report, validity, Violation};
 use crate::verdict::Verdict;
 use checkers::history::{History, Op, OpType, Value};
 use checkers::linearizable::Validity;
@@ -295,28 +295,10 @@ fn verdict(p: &Parsed, violations: Vec<Violation>) -> Verdict {
         epochs.len(),
         violations.len()
     );
-    let mut explanation: String = violations
-        .iter()
-        .take(MAX_REPORTED)
-        .map(|v| format!("{}: {}\n", v.kind, v.message))
-        .collect();
-    if violations.len() > MAX_REPORTED {
-        explanation.push_str(&format!(
-            "... and {} more\n",
-            violations.len() - MAX_REPORTED
-        ));
-    }
-    let reported: Vec<Value> = violations
-        .iter()
-        .take(MAX_REPORTED)
-        .map(|v| json!({"kind": v.kind, "ops": v.ops, "tokens": v.tokens, "message": v.message}))
-        .collect();
+    let mut explanation = String::new();
+    let reported = report(&violations, &mut explanation);
     Verdict {
-        valid: if violations.is_empty() {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        },
+        valid: validity(&violations),
         checker: "election",
         summary,
         explanation: explanation.trim_end().to_string(),

@@ -36,6 +36,32 @@ pub struct Violation {
     pub message: String,
 }
 
+/// Appends the first [`MAX_REPORTED`] violations to `explanation` and returns them as
+/// JSON for `results.json`.
+pub fn report(violations: &[Violation], explanation: &mut String) -> Vec<Value> {
+    for v in violations.iter().take(MAX_REPORTED) {
+        explanation.push_str(&format!("{}: {}\n", v.kind, v.message));
+    }
+    if violations.len() > MAX_REPORTED {
+        let more = violations.len() - MAX_REPORTED;
+        explanation.push_str(&format!("... and {more} more\n"));
+    }
+    violations
+        .iter()
+        .take(MAX_REPORTED)
+        .map(|v| json!({"kind": v.kind, "ops": v.ops, "tokens": v.tokens, "message": v.message}))
+        .collect()
+}
+
+/// Invalid as soon as anything was found.
+pub fn validity(violations: &[Violation]) -> Validity {
+    if violations.is_empty() {
+        Validity::Valid
+    } else {
+        Validity::Invalid
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("event {index} ({f} {op_type}): {problem}")]
 pub struct Malformed {
@@ -336,26 +362,9 @@ fn verdict(p: &Parsed, accepted: &[Entry], violations: Vec<Violation>, fenced: b
              from the current one.\n",
         );
     }
-    for v in violations.iter().take(MAX_REPORTED) {
-        explanation.push_str(&format!("{}: {}\n", v.kind, v.message));
-    }
-    if violations.len() > MAX_REPORTED {
-        explanation.push_str(&format!(
-            "... and {} more\n",
-            violations.len() - MAX_REPORTED
-        ));
-    }
-    let reported: Vec<Value> = violations
-        .iter()
-        .take(MAX_REPORTED)
-        .map(|v| json!({"kind": v.kind, "ops": v.ops, "tokens": v.tokens, "message": v.message}))
-        .collect();
+    let reported = report(&violations, &mut explanation);
     Verdict {
-        valid: if violations.is_empty() {
-            Validity::Valid
-        } else {
-            Validity::Invalid
-        },
+        valid: validity(&violations),
         checker: "lock",
         summary,
         explanation: explanation.trim_end().to_string(),
