@@ -68,7 +68,10 @@ impl Coord {
 
     fn binary(&self, cluster: &Cluster) -> Result<String, DbError> {
         match cluster.backend {
-            Backend::Local | Backend::Netns => Ok(own_binary()?.display().to_string()),
+            // The running controller's own image, which stays the same even if the file
+            // it was started from is rebuilt mid-run (restarts would otherwise run another
+            // build, or fail on a deleted path).
+            Backend::Local | Backend::Netns => Ok(format!("/proc/{}/exe", std::process::id())),
             Backend::Ssh => Ok(UPLOADED_BINARY.into()),
             Backend::Docker => Ok(IMAGE_BINARY.into()),
         }
