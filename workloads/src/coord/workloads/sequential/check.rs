@@ -93,6 +93,9 @@ fn malformed(op: &Op, why: &'static str) -> Malformed {
     }
 }
 
+/// The key of a create the runner timed out before it was named (no token recorded).
+const ANONYMOUS: &str = "?unnamed-";
+
 fn attempts(history: &History) -> Result<BTreeMap<String, Attempt>, Malformed> {
     let mut out = BTreeMap::new();
     for (i, op) in history.ops.iter().enumerate() {
@@ -106,6 +109,19 @@ fn attempts(history: &History) -> Result<BTreeMap<String, Attempt>, Malformed> {
         else {
             if op.op_type == OpType::Fail {
                 continue; // Refused before it was named: it did nothing.
+            }
+            if let (OpType::Info, Some(parent)) = (op.op_type, op.value["parent"].as_str()) {
+                // Timed out by the runner before the client said which token it used: its
+                // node, if any, can be listed without anyone claiming it.
+                let attempt = Attempt {
+                    parent: parent.to_string(),
+                    op_type: op.op_type,
+                    seq: None,
+                    invoke,
+                    complete: i,
+                };
+                out.insert(format!("{ANONYMOUS}{}", op.index), attempt);
+                continue;
             }
             return Err(malformed(op, "no token or parent"));
         };
@@ -188,11 +204,19 @@ fn known_creates(
             complete,
         });
     }
+    let mut unnamed = attempts
+        .iter()
+        .filter(|(t, a)| a.parent == parent && t.starts_with(ANONYMOUS))
+        .count();
     for (token, seq) in &listed {
-        if !attempts.contains_key(*token) {
-            anomalies
-                .push(json!({"kind": "phantom", "parent": parent, "token": token, "listed": seq}));
+        if attempts.contains_key(*token) {
+            continue;
         }
+        if unnamed > 0 {
+            unnamed -= 1; // Made by a create that timed out unnamed.
+            continue;
+        }
+        anomalies.push(json!({"kind": "phantom", "parent": parent, "token": token, "listed": seq}));
     }
     known
 }
@@ -366,6 +390,29 @@ mod tests {
             v.explanation
         );
         assert!(v.explanation.contains("phantom"), "{}", v.explanation);
+    }
+
+    #[test]
+    fn a_create_timed_out_before_it_was_named_may_own_one_unclaimed_node() {
+        let unnamed = [
+            (Invoke, Some(3), "create", json!({"parent": "p0"}), 5),
+            (Info, Some(3), "create", json!({"parent": "p0"}), 6),
+        ];
+        let v = run(vec![
+            create(0, "w0.1", Some(1), Done, 0),
+            unnamed.clone(),
+            list(&["n-w0.1-0000000001", "n-w3.9-0000000002"]),
+        ]);
+        assert_eq!(v.valid, Validity::Valid, "{}", v.explanation);
+        let v = run(vec![
+            unnamed,
+            list(&["n-w3.9-0000000001", "n-w4.1-0000000002"]),
+        ]);
+        assert!(
+            v.explanation.contains("phantom"),
+            "one too many: {}",
+            v.explanation
+        );
     }
 
     #[test]
