@@ -406,8 +406,10 @@ fn the_register_survives_whole_cluster_crashes() {
 /// tree from a snapshot, and followers far behind are brought up by SNAP.
 #[test]
 fn the_register_survives_crashes_with_frequent_snapshots() {
-    let mut cfg = CoordConfig::default();
-    cfg.snapshot_every = 7;
+    let mut cfg = CoordConfig {
+        snapshot_every: 7,
+        ..CoordConfig::default()
+    };
     cfg.zab.log_retain = 3;
     sweep(6, |seed| {
         register_run_cfg(seed, crashes(), cfg.clone(), false)?;
