@@ -110,6 +110,8 @@ pub struct CoordServer {
     pending_failures: Vec<(u64, ErrorCode)>,
     /// Connections whose session just opened, with requests waiting in `early`.
     opened: Vec<ClientId>,
+    /// Why this server can no longer be trusted to serve, if it cannot.
+    broken: Option<String>,
     now_ms: u64,
 }
 
@@ -151,6 +153,7 @@ impl Machine for CoordServer {
             commits_since_snapshot: 0,
             pending_failures: Vec::new(),
             opened: Vec::new(),
+            broken: None,
             now_ms: boot.now_ms,
         };
         server.absorb(zout, out);
@@ -221,10 +224,14 @@ impl CoordServer {
                 }
                 ZabEvent::Restore { bytes, .. } => match restore(&bytes) {
                     Ok(tree) => self.tree = tree,
-                    Err(e) => panic!(
-                        "node {}: the leader sent an unreadable snapshot: {e}",
-                        self.id
-                    ),
+                    Err(e) => {
+                        // Untrustworthy state: stop serving rather than answer from it. The
+                        // bad snapshot is on disk too, so a restart refuses to boot.
+                        self.broken = Some(format!("the leader sent an unreadable snapshot: {e}"));
+                        for client in std::mem::take(&mut self.conns).into_keys() {
+                            out.close(client);
+                        }
+                    }
                 },
                 ZabEvent::App { from, msg } => self.on_app(from, msg, &mut more, out),
                 ZabEvent::Role(change) => self.on_role(change, out),
@@ -272,6 +279,9 @@ impl CoordServer {
     }
 
     fn apply_commit(&mut self, entry: Entry<CoordTxn>, out: &mut Effects<Self>) {
+        if self.broken.is_some() {
+            return;
+        }
         let txn = match entry.txn.body {
             Body::Tree(txn) => txn,
             Body::Sync => {
@@ -503,13 +513,13 @@ impl CoordServer {
             let status = ServerMsg::Status {
                 id: self.id,
                 leader: self.zab.leader(),
-                serving: self.zab.is_serving(),
+                serving: self.zab.is_serving() && self.broken.is_none(),
                 zxid: self.tree.last_zxid(),
                 epoch: self.zab.current_epoch(),
             };
             return out.reply(client, status);
         }
-        if !self.zab.is_serving() {
+        if !self.zab.is_serving() || self.broken.is_some() {
             return self.refuse(client, ErrorCode::ConnectionLoss, out);
         }
         match msg {
