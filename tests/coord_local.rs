@@ -15,11 +15,12 @@ fn run(name: &str, extra: &[&str]) -> (std::process::Output, std::path::PathBuf)
         "coord",
         "--workload",
         "register",
-        "--nodes",
-        "3",
         "--store",
         store.to_str().unwrap(),
     ];
+    if !extra.contains(&"--nodes") {
+        args.extend_from_slice(&["--nodes", "3"]);
+    }
     args.extend_from_slice(extra);
     let out = faultline(&args).output().unwrap();
     (out, store)
@@ -140,5 +141,71 @@ fn bugs_are_refused_where_they_do_not_exist() {
         text(&out.stderr).contains("etcd has no planted bugs"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// A run of the register that the planted bug must make invalid within 60 s.
+fn bug_run(name: &str, extra: &[&str]) {
+    let (out, store) = run(name, extra);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "invalid: stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = json(&run_dir(&store).join("results.json"));
+    assert_eq!(results["valid"], false, "{results}");
+}
+
+#[test]
+fn acknowledging_before_fsync_loses_writes_on_a_slow_disk() {
+    require_root("the lazy filesystem mounts FUSE");
+    bug_run(
+        "coord-ack-before-fsync",
+        &[
+            "--time-limit",
+            "60",
+            "--rate",
+            "300",
+            "--concurrency",
+            "20",
+            "--nemesis",
+            "disk",
+            "--disk-faults",
+            "lose-unsynced",
+            "--disk-sync-delay-ms",
+            "100",
+            "--nemesis-interval",
+            "1",
+            "--bug",
+            "ack-before-fsync",
+            "--seed",
+            "21",
+        ],
+    );
+}
+
+#[test]
+fn electing_a_stale_leader_loses_writes() {
+    bug_run(
+        "coord-stale-leader",
+        &[
+            "--nodes",
+            "5",
+            "--time-limit",
+            "60",
+            "--rate",
+            "300",
+            "--concurrency",
+            "20",
+            "--nemesis",
+            "partition,kill",
+            "--nemesis-interval",
+            "1",
+            "--bug",
+            "stale-leader",
+            "--seed",
+            "32",
+        ],
     );
 }
