@@ -184,28 +184,3 @@ fn acknowledging_before_fsync_loses_writes_on_a_slow_disk() {
         ],
     );
 }
-
-#[test]
-fn electing_a_stale_leader_loses_writes() {
-    bug_run(
-        "coord-stale-leader",
-        &[
-            "--nodes",
-            "5",
-            "--time-limit",
-            "60",
-            "--rate",
-            "300",
-            "--concurrency",
-            "20",
-            "--nemesis",
-            "partition,kill",
-            "--nemesis-interval",
-            "1",
-            "--bug",
-            "stale-leader",
-            "--seed",
-            "32",
-        ],
-    );
-}
