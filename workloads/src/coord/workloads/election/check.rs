@@ -18,30 +18,12 @@
 //! 4. `epoch-regress`: a claim that begins after another completed names an epoch at
 //!    least as new (a lower candidate never reappears once gone).
 
-use crate::coord::workloads::lock::check::{report, validity, Violation};
+use crate::coord::workloads::lock::check::{malformed, report, validity, Malformed, Violation};
 use crate::verdict::Verdict;
 use checkers::history::{History, Op, OpType, Value};
 use checkers::linearizable::Validity;
 use serde_json::json;
 use std::collections::HashMap;
-
-#[derive(Debug, thiserror::Error)]
-#[error("event {index} ({f} {op_type}): {problem}")]
-pub struct Malformed {
-    index: u64,
-    f: String,
-    op_type: &'static str,
-    problem: String,
-}
-
-fn malformed(op: &Op, problem: impl Into<String>) -> Malformed {
-    Malformed {
-        index: op.index,
-        f: op.f.clone(),
-        op_type: op.op_type.as_str(),
-        problem: problem.into(),
-    }
-}
 
 /// A leader named by an `ok` operation, or a candidacy granted.
 #[derive(Clone, Debug)]

@@ -62,6 +62,7 @@ pub fn validity(violations: &[Violation]) -> Validity {
     }
 }
 
+/// An event the lock and election checkers cannot read: the verdict is unknown, naming it.
 #[derive(Debug, thiserror::Error)]
 #[error("event {index} ({f} {op_type}): {problem}")]
 pub struct Malformed {
@@ -71,7 +72,7 @@ pub struct Malformed {
     problem: String,
 }
 
-fn malformed(op: &Op, problem: impl Into<String>) -> Malformed {
+pub(crate) fn malformed(op: &Op, problem: impl Into<String>) -> Malformed {
     Malformed {
         index: op.index,
         f: op.f.clone(),
