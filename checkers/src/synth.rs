@@ -18,9 +18,8 @@
 
 use crate::history::{Format, History, Op, OpType, Process, Value, MAX_OPS};
 use crate::rng::Rng;
+use crate::sim_time::{draw_latency_ns, EventQueue};
 use rustc_hash::FxHashMap;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 /// Whether the generated history is linearizable.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -170,15 +169,6 @@ const CRASH_EFFECT_LATENCIES: u64 = 4;
 /// Spacing of the epilogue's events.
 const EPILOGUE_STEP_NS: u64 = 1_000;
 
-/// A mostly fast store with a slow tail, so that short ops nest inside long ones.
-fn draw_latency_ns(rng: &mut Rng) -> u64 {
-    match rng.below(100) {
-        0..=69 => rng.between(100_000, 1_000_000),
-        70..=94 => rng.between(1_000_000, 10_000_000),
-        _ => rng.between(10_000_000, 50_000_000),
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Read,
@@ -209,14 +199,6 @@ enum Fate {
     Ok,
     Fail,
     Crash,
-}
-
-/// What happens at an instant. Ordered by (time, seq) only: seq is unique.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    time_ns: u64,
-    seq: u64,
-    action: Action,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -253,8 +235,7 @@ struct Client {
 struct Sim<'p> {
     p: &'p RegisterParams,
     rng: Rng,
-    queue: BinaryHeap<Reverse<Event>>,
-    next_seq: u64,
+    queue: EventQueue<Action>,
     now_ns: u64,
     clients: Vec<Client>,
     /// The store: absent keys are unset.
@@ -280,8 +261,7 @@ impl<'p> Sim<'p> {
         Sim {
             p,
             rng,
-            queue: BinaryHeap::new(),
-            next_seq: 0,
+            queue: EventQueue::default(),
             now_ns: 0,
             // Clients beyond the ops would never invoke; not simulating them bounds memory.
             clients: (0..p.clients.min(p.ops.max(1)) as u64)
@@ -305,9 +285,9 @@ impl<'p> Sim<'p> {
             let start_ns = self.rng.below(THINK_MAX_NS + 1);
             self.schedule(start_ns, Action::Invoke(c));
         }
-        while let Some(Reverse(event)) = self.queue.pop() {
-            self.now_ns = event.time_ns;
-            match event.action {
+        while let Some((time_ns, action)) = self.queue.pop() {
+            self.now_ns = time_ns;
+            match action {
                 Action::Invoke(c) => self.invoke(c),
                 Action::Apply {
                     client,
@@ -335,13 +315,7 @@ impl<'p> Sim<'p> {
     }
 
     fn schedule(&mut self, time_ns: u64, action: Action) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.queue.push(Reverse(Event {
-            time_ns,
-            seq,
-            action,
-        }));
+        self.queue.schedule(time_ns, action);
     }
 
     fn invoke(&mut self, c: usize) {

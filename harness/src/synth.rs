@@ -1,7 +1,9 @@
-//! `faultline synth`: writes a seeded, generated register history to standard output.
+//! `faultline synth`: writes a seeded, generated history to standard output or a file.
 //!
-//! For demos, benchmarks and checking the checker: a simulated linearizable store (valid by
-//! construction) or the same run with planted stale reads (invalid by construction).
+//! For demos, benchmarks and checking the checkers: a simulated linearizable register store
+//! (valid by construction) or the same run with planted stale reads; or list-append and
+//! rw-register transactions from a simulated strict-serializable store, optionally with one
+//! anomaly planted (`--plant G-single`).
 
 use crate::exit::Exit;
 use crate::store::HistoryWriter;
@@ -12,7 +14,13 @@ use std::io::Write;
 
 #[derive(Args)]
 pub struct SynthArgs {
-    /// Operations to generate.
+    /// What to generate.
+    #[arg(long, value_enum, default_value_t = SynthWorkload::Register)]
+    workload: SynthWorkload,
+    /// list-append and rw-register: plant this anomaly (G0, G1a, G1b, G1c, G-single, ...).
+    #[arg(long, value_name = "ANOMALY")]
+    plant: Option<String>,
+    /// Operations to generate (transactions, for list-append and rw-register).
     #[arg(long, default_value_t = 1000)]
     ops: usize,
     /// Concurrent clients.
@@ -41,6 +49,13 @@ pub struct SynthArgs {
     /// standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SynthWorkload {
+    Register,
+    ListAppend,
+    RwRegister,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,23 +111,72 @@ pub fn run(args: SynthArgs) -> anyhow::Result<Exit> {
         },
         seed: args.seed,
     };
-    let synth = register_history(&params);
+    let history = match args.workload {
+        SynthWorkload::Register => register_history(&params).history,
+        SynthWorkload::ListAppend | SynthWorkload::RwRegister => match txn_history(&args) {
+            Ok(h) => h,
+            Err(problem) => {
+                eprintln!("faultline synth: {problem}");
+                return Ok(Exit::BadInput);
+            }
+        },
+    };
     if let Some(path) = &args.output {
         if !matches!(args.format, OutFormat::Jsonl) {
             eprintln!("faultline synth: --output writes JSON lines only");
             return Ok(Exit::BadInput);
         }
         let mut writer = HistoryWriter::create(path)?;
-        for op in &synth.history.ops {
+        for op in &history.ops {
             writer.append(op)?;
         }
         writer.finish()?;
         return Ok(Exit::Valid);
     }
     let text = match args.format {
-        OutFormat::Jsonl => jsonl::write(&synth.history.ops),
-        OutFormat::Edn => edn::write(&synth.history.ops),
+        OutFormat::Jsonl => jsonl::write(&history.ops),
+        OutFormat::Edn => edn::write(&history.ops),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(Exit::Valid)
+}
+
+/// A transactional history from the simulated strict-serializable store.
+fn txn_history(args: &SynthArgs) -> Result<checkers::history::History, String> {
+    use checkers::txn::synth::{self, Plant, Workload};
+    let workload = match args.workload {
+        SynthWorkload::ListAppend => Workload::ListAppend,
+        _ => Workload::RwRegister,
+    };
+    if args.ops > synth::MAX_TXNS {
+        return Err(format!("--ops must be at most {}", synth::MAX_TXNS));
+    }
+    let mut o = synth::Options::new(workload, args.seed, args.ops);
+    o.clients = args.clients;
+    o.info_fraction = args.crash_rate;
+    o.fail_fraction = args.fail_rate;
+    if args.keys > 0 {
+        o.keys_active = args.keys;
+    }
+    if let Some(name) = &args.plant {
+        let plant = Plant::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Plant::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown anomaly {name:?} for --plant; expected one of {}",
+                    names.join(", ")
+                )
+            })?;
+        if !plant.applies_to(workload) {
+            return Err(format!(
+                "{name} cannot be planted in a {} history",
+                workload.name()
+            ));
+        }
+        o.plant = Some(plant);
+    }
+    Ok(synth::generate(&o))
 }

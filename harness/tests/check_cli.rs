@@ -1,5 +1,5 @@
 //! `faultline check` and `faultline synth` as a user runs them: real processes, real files,
-//! exit codes and output.
+//! exit codes and output, for the linearizability, transactional and Jepsen checkers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -243,4 +243,259 @@ fn synth_is_deterministic_and_checkable() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let o = faultline(&["synth", "--crash-rate", "2"]);
     assert_eq!(o.status.code(), Some(254));
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn list_append_json_has_the_documented_fields() {
+    let f = shared("elle/si-without-g-single.edn");
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "list-append",
+        "--consistency-models",
+        "snapshot-isolation,repeatable-read",
+        "--json",
+        &f,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = json(&o);
+    for field in [
+        "file",
+        "checker",
+        "valid",
+        "anomaly_types",
+        "not",
+        "anomalies",
+        "elapsed_ms",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field}: {v}");
+    }
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["anomaly_types"], serde_json::json!(["G2-item"]));
+    assert_eq!(v["not"], serde_json::json!(["repeatable-read"]));
+    let proof = v["anomalies"]["G2-item"][0].as_str().unwrap();
+    assert!(proof.contains("no serial order exists"), "{proof}");
+    let si = faultline(&[
+        "check",
+        "--checker",
+        "list-append",
+        "--consistency-models",
+        "snapshot-isolation",
+        &f,
+    ]);
+    assert_eq!(si.status.code(), Some(0), "SI holds: {}", stdout(&si));
+}
+
+#[test]
+fn report_writes_each_cycle_as_dot_and_svg() {
+    let dir = scratch("report");
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "list-append",
+        "--report",
+        dir.to_str().unwrap(),
+        &shared("elle/paper-example.edn"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let dot = names
+        .iter()
+        .find(|n| n.ends_with(".dot"))
+        .expect("a DOT file");
+    let svg = names
+        .iter()
+        .find(|n| n.ends_with(".svg"))
+        .expect("an SVG file");
+    assert!(std::fs::read_to_string(dir.join(dot))
+        .unwrap()
+        .starts_with("digraph"));
+    let svg = std::fs::read_to_string(dir.join(svg)).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"));
+    let txt = std::fs::read_to_string(dir.join("paper-example.edn.txt")).unwrap();
+    assert!(txt.contains("G-single"), "{txt}");
+}
+
+#[test]
+fn rw_register_and_the_jepsen_checkers_reproduce_elle_cli() {
+    let cases = [
+        ("rw-register", "elle-cli/elle/rw-register.edn", 0),
+        ("bank", "elle-cli/jepsen/bank.json", 0),
+        ("bank", "elle-cli/jepsen/bank-tidb.edn", 1),
+        ("counter", "elle-cli/jepsen/counter.edn", 0),
+        ("set", "elle-cli/jepsen/set.edn", 0),
+        ("set-full", "elle-cli/jepsen/set_full.edn", 1),
+        ("long-fork", "elle-cli/jepsen/long-fork.edn", 1),
+    ];
+    for (checker, rel, code) in cases {
+        let o = faultline(&["check", "--checker", checker, &shared(rel)]);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{checker} {rel}: {}",
+            stdout(&o)
+        );
+    }
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "bank",
+        "--negative-balances",
+        &shared("elle-cli/jepsen/bank-neg.edn"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_arguments_and_input_exit_254_naming_the_problem() {
+    let f = shared("elle/paper-example.edn");
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "list-append",
+        "--consistency-models",
+        "acid",
+        &f,
+    ]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown consistency model"));
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "list-append",
+        "--model",
+        "register",
+        &f,
+    ]);
+    assert_eq!(o.status.code(), Some(254));
+    let o = faultline(&["check", "--checker", "rw-register", &f]);
+    assert_eq!(
+        o.status.code(),
+        Some(254),
+        "appends are not rw-register micro-ops: {}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("paper-example.edn:2:"),
+        "names the line: {}",
+        stdout(&o)
+    );
+    let o = faultline(&["check", "--checker", "one-copy", &f]);
+    assert_eq!(o.status.code(), Some(254), "one-copy needs --apply-logs");
+}
+
+#[test]
+fn synth_plants_are_caught_and_clean_runs_are_valid() {
+    let clean = scratch("clean.jsonl");
+    let o = faultline(&[
+        "synth",
+        "--workload",
+        "list-append",
+        "--ops",
+        "2000",
+        "--clients",
+        "10",
+        "--seed",
+        "3",
+        "--output",
+        clean.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = faultline(&["check", "--checker", "list-append", clean.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    for (workload, plant) in [
+        ("list-append", "G1c"),
+        ("rw-register", "G-single"),
+        ("list-append", "G2-item-realtime"),
+    ] {
+        let f = scratch(&format!("{workload}-{plant}.jsonl"));
+        let o = faultline(&[
+            "synth",
+            "--workload",
+            workload,
+            "--ops",
+            "500",
+            "--plant",
+            plant,
+            "--seed",
+            "9",
+            "--output",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let o = faultline(&[
+            "check",
+            "--checker",
+            workload,
+            "--json",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{plant}: {}", stdout(&o));
+        let types = json(&o)["anomaly_types"].clone();
+        assert!(
+            types.as_array().unwrap().iter().any(|t| t == plant),
+            "{plant}: {types}"
+        );
+    }
+    let o = faultline(&["synth", "--workload", "list-append", "--plant", "G9"]);
+    assert_eq!(o.status.code(), Some(254));
+}
+
+#[test]
+fn one_copy_checks_apply_logs_and_serializability() {
+    let history = scratch("replicated.jsonl");
+    let ops = [
+        r#"{"type":"invoke","process":0,"f":"txn","value":[["append","x",1]]}"#,
+        r#"{"type":"ok","process":0,"f":"txn","value":[["append","x",1]],"txn-id":1}"#,
+        r#"{"type":"invoke","process":1,"f":"txn","value":[["r","x",null]]}"#,
+        r#"{"type":"ok","process":1,"f":"txn","value":[["r","x",[1]]],"txn-id":2}"#,
+    ];
+    std::fs::write(&history, ops.join("\n") + "\n").unwrap();
+    let good = scratch("good-logs.jsonl");
+    std::fs::write(
+        &good,
+        "{\"replica\":\"n1\",\"applied\":[1,2],\"finished\":true}\n{\"replica\":\"n2\",\"applied\":[1,2],\"finished\":true}\n",
+    )
+    .unwrap();
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "one-copy",
+        "--apply-logs",
+        good.to_str().unwrap(),
+        history.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let bad = scratch("bad-logs.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"replica\":\"n1\",\"applied\":[1,2],\"finished\":true}\n{\"replica\":\"n2\",\"applied\":[2,1],\"finished\":true}\n",
+    )
+    .unwrap();
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "one-copy",
+        "--json",
+        "--apply-logs",
+        bad.to_str().unwrap(),
+        history.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v = json(&o);
+    assert!(
+        v["anomaly_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "divergent-apply-order"),
+        "{v}"
+    );
 }

@@ -3,7 +3,7 @@
 //! `op_from_map` and `write_op` are also the conversion every other reader goes through, so the
 //! field rules (required fields, types, what is kept in `extra`) live in exactly one place.
 
-use super::{Format, History, HistoryError, Op, OpType, Process, Value, MAX_DEPTH};
+use super::{Format, History, HistoryError, Op, OpType, Process, Value, MAX_DEPTH, MAX_OPS};
 use serde_json::Map;
 use std::fmt::Write as _;
 
@@ -22,10 +22,58 @@ pub enum Strictness {
 
 /// Parses JSON lines. Blank lines are allowed; anything else that is not an op map is an error.
 pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
+    use rayon::prelude::*;
+    // Lines are independent, so large files are parsed in chunks on every core; the chunks
+    // are joined in file order and the first error in file order wins, as if read serially.
+    let chunks = chunks_at_lines(text, PARALLEL_CHUNK_BYTES);
+    let parsed: Vec<ChunkResult> = chunks
+        .par_iter()
+        .map(|&(first_line, chunk)| read_chunk(file, chunk, first_line))
+        .collect();
+    let mut ops = Vec::new();
+    let mut lines = Vec::new();
+    for part in parsed {
+        let (o, l) = part?;
+        ops.extend(o);
+        lines.extend(l);
+    }
+    History::new(file, Format::JsonLines, ops, lines)
+}
+
+/// One chunk's ops and their lines, or its first error.
+type ChunkResult = Result<(Vec<Op>, Vec<usize>), HistoryError>;
+
+/// Chunks of a parallel parse; small enough to balance two to a few dozen cores.
+const PARALLEL_CHUNK_BYTES: usize = 8 << 20;
+
+/// Splits `text` into pieces of about `size` bytes that end at line ends, each with the
+/// 1-based number of its first line.
+fn chunks_at_lines(text: &str, size: usize) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    let mut line = 1;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(size);
+        while end < rest.len() && !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        let cut = match rest[end..].find('\n') {
+            Some(i) if end < rest.len() => end + i + 1,
+            _ => rest.len(),
+        };
+        let (chunk, tail) = rest.split_at(cut);
+        out.push((line, chunk));
+        line += chunk.bytes().filter(|&b| b == b'\n').count();
+        rest = tail;
+    }
+    out
+}
+
+fn read_chunk(file: &str, text: &str, first_line: usize) -> ChunkResult {
     let mut ops = Vec::new();
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
+        let line = first_line + i;
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             continue;
@@ -44,8 +92,15 @@ pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
             .map_err(|e| HistoryError::at(file, line, format!("not valid JSON: {e}")))?;
         ops.push(op_from_fields(fields, Strictness::Native, file, line)?);
         lines.push(line);
+        if ops.len() > MAX_OPS {
+            return Err(HistoryError::at(
+                file,
+                line,
+                format!("more than {MAX_OPS} events"),
+            ));
+        }
     }
-    History::new(file, Format::JsonLines, ops, lines)
+    Ok((ops, lines))
 }
 
 /// Converts one op map to an [`Op`]. Keys are field names without a leading colon.
@@ -360,5 +415,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing field \"process\""), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_text_and_know_their_first_line() {
+        let text = "a\nbb\nccc\n\ndddd\ne";
+        let chunks = chunks_at_lines(text, 3);
+        let joined: String = chunks.iter().map(|c| c.1).collect();
+        assert_eq!(joined, text);
+        for &(line, chunk) in &chunks {
+            let first = text.lines().nth(line - 1).unwrap_or("");
+            assert_eq!(chunk.lines().next().unwrap_or(""), first, "chunk {chunk:?}");
+            assert!(chunk.ends_with('\n') || chunk.ends_with('e'));
+        }
+        assert!(chunks.len() > 2);
+    }
+
+    #[test]
+    fn an_error_in_a_later_chunk_names_its_line() {
+        let good = r#"{"type":"invoke","process":0,"f":"read","value":null}"#;
+        let mut text = String::new();
+        for _ in 0..3 {
+            text.push_str(good);
+            text.push('\n');
+        }
+        text.push_str("not json\n");
+        let chunks = chunks_at_lines(&text, 10);
+        let err = chunks
+            .iter()
+            .map(|&(l, c)| read_chunk("f", c, l))
+            .find_map(Result::err)
+            .unwrap();
+        assert!(err.to_string().contains(":4:"), "{err}");
     }
 }

@@ -104,23 +104,7 @@ impl Options {
     }
 }
 
-/// true, false or "unknown", as Jepsen prints it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Validity {
-    Valid,
-    Invalid,
-    Unknown,
-}
-
-impl Serialize for Validity {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Validity::Valid => s.serialize_bool(true),
-            Validity::Invalid => s.serialize_bool(false),
-            Validity::Unknown => s.serialize_str("unknown"),
-        }
-    }
-}
+pub use crate::verdict::Validity;
 
 /// The verdict of one check, with the evidence for it.
 #[derive(Clone, Debug, Serialize)]

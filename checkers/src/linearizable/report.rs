@@ -1235,65 +1235,13 @@ mod tests {
         &page[start..end]
     }
 
-    /// A tiny XML well-formedness check: tags balance, attributes are quoted, and every `&`
-    /// starts an entity. Good enough for what this module writes.
-    fn check_xml(s: &str) -> Result<(), String> {
-        let mut stack: Vec<&str> = Vec::new();
-        let mut rest = s;
-        while let Some(open) = rest.find('<') {
-            check_text(&rest[..open])?;
-            let close = rest[open..].find('>').ok_or("unclosed tag")? + open;
-            let tag = &rest[open + 1..close];
-            rest = &rest[close + 1..];
-            if let Some(name) = tag.strip_prefix('/') {
-                match stack.pop() {
-                    Some(top) if top == name.trim() => {}
-                    other => return Err(format!("</{name}> closes {other:?}")),
-                }
-                continue;
-            }
-            let name = tag.split([' ', '\n', '/']).next().unwrap_or("");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(format!("bad tag <{tag}>"));
-            }
-            check_attrs(tag)?;
-            if !tag.ends_with('/') {
-                stack.push(name);
-            }
-        }
-        check_text(rest)?;
-        match stack.is_empty() {
-            true => Ok(()),
-            false => Err(format!("unclosed {stack:?}")),
-        }
-    }
-
-    fn check_text(t: &str) -> Result<(), String> {
-        for (i, _) in t.match_indices('&') {
-            let ent = &t[i..];
-            let known = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&#8594;"];
-            if !known.iter().any(|k| ent.starts_with(k)) {
-                return Err(format!("bare & in {:?}", &t[i..(i + 12).min(t.len())]));
-            }
-        }
-        Ok(())
-    }
-
-    /// Quotes come in pairs, so every attribute value is closed.
-    fn check_attrs(tag: &str) -> Result<(), String> {
-        match tag.matches('"').count() % 2 {
-            0 => check_text(tag),
-            _ => Err(format!("odd quotes in <{tag}>")),
-        }
-    }
-
     #[test]
     fn the_xml_checker_catches_mistakes() {
-        assert!(check_xml("<svg><g><rect/></g></svg>").is_ok());
-        assert!(check_xml("<svg><g></svg>").is_err());
-        assert!(check_xml("<svg><text>a < b</text></svg>").is_err());
-        assert!(check_xml("<svg><text>a & b</text></svg>").is_err());
-        assert!(check_xml("<svg x=\"1></svg>").is_err());
+        assert!(crate::xml_check::well_formed("<svg><g><rect/></g></svg>").is_ok());
+        assert!(crate::xml_check::well_formed("<svg><g></svg>").is_err());
+        assert!(crate::xml_check::well_formed("<svg><text>a < b</text></svg>").is_err());
+        assert!(crate::xml_check::well_formed("<svg><text>a & b</text></svg>").is_err());
+        assert!(crate::xml_check::well_formed("<svg x=\"1></svg>").is_err());
     }
 
     #[test]
@@ -1363,9 +1311,10 @@ mod tests {
 
     #[test]
     fn svg_is_well_formed() {
-        check_xml(svg_part(&small_page())).unwrap();
+        crate::xml_check::well_formed(svg_part(&small_page())).unwrap();
         let h = small();
-        check_xml(svg_part(&html(&h, &outcome(Validity::Valid, None), "v"))).unwrap();
+        crate::xml_check::well_formed(svg_part(&html(&h, &outcome(Validity::Valid, None), "v")))
+            .unwrap();
     }
 
     fn long(n: u64) -> History {
@@ -1390,7 +1339,7 @@ mod tests {
         assert!(!page.contains("id=\"op-0\""));
         assert_eq!(count(&page, "<g class=\"lpn\">"), NUMBERED_POINTS);
         assert!(page.len() < 2_000_000, "{} bytes", page.len());
-        check_xml(svg_part(&page)).unwrap();
+        crate::xml_check::well_formed(svg_part(&page)).unwrap();
     }
 
     #[test]
@@ -1425,7 +1374,7 @@ mod tests {
         assert_eq!(count(&page, "class=\"event\""), 1, "nemesis events stay");
         // Labels drop the key: the read shows its value only.
         assert!(page.contains(">✗ read → 2<"), "{page}");
-        check_xml(svg_part(&page)).unwrap();
+        crate::xml_check::well_formed(svg_part(&page)).unwrap();
     }
 
     #[test]
@@ -1437,7 +1386,7 @@ mod tests {
         assert_eq!(count(&page, "<svg"), 1);
         assert!(page.contains("unknown (timeout)"));
         assert!(page.contains("no operations to draw"));
-        check_xml(svg_part(&page)).unwrap();
+        crate::xml_check::well_formed(svg_part(&page)).unwrap();
     }
 
     #[test]
@@ -1491,7 +1440,7 @@ mod tests {
                 f
             });
             let page = html(&h, &outcome(Validity::Invalid, failure), "r");
-            check_xml(svg_part(&page)).unwrap();
+            crate::xml_check::well_formed(svg_part(&page)).unwrap();
         }
     }
 }

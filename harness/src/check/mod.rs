@@ -1,13 +1,17 @@
 //! `faultline check`: reads histories, runs a checker on each, prints verdicts.
 //!
 //! Files are checked in parallel and reported in the order given. Reading files and writing
-//! reports happen here; the checkers crate only sees bytes.
+//! reports happen here; the checkers crate only sees bytes. Linearizability has its own
+//! outcome and HTML report; every other checker answers with a `Verdict` ([`verdicts`]).
+
+mod verdicts;
 
 use crate::exit::Exit;
 use anyhow::Context;
 use checkers::history::{self, Format, History, Value};
 use checkers::linearizable::{self, FailMode, NilRead, Options, Outcome, Semantics, Validity};
 use checkers::model::ModelKind;
+use checkers::txn::Model;
 use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,36 @@ pub struct CheckArgs {
     /// Which checker to run.
     #[arg(long, value_enum, default_value_t = CheckerName::Linearizable)]
     checker: CheckerName,
+    /// Transactional checkers: the consistency models the history must satisfy, comma
+    /// separated (default strict-serializable; serializable for one-copy).
+    #[arg(long, value_delimiter = ',', value_parser = verdicts::parse_model, value_name = "LIST")]
+    consistency_models: Vec<Model>,
+    /// rw-register: the system promises per-key linearizability, so realtime order between
+    /// transactions on one key orders its versions.
+    #[arg(long)]
+    linearizable_keys: bool,
+    /// rw-register: per-key sequential consistency, so process order orders versions.
+    #[arg(long)]
+    sequential_keys: bool,
+    /// rw-register: a field of ok completions holding an integer commit sequence number, a
+    /// total commit order that orders every key's versions.
+    #[arg(long, value_name = "FIELD")]
+    commit_order: Option<String>,
+    /// one-copy: the replicas' apply logs (JSON lines of {"replica", "applied", "finished", "state"}).
+    #[arg(long, value_name = "FILE")]
+    apply_logs: Option<PathBuf>,
+    /// bank: the total every read must sum to (default: the first read's sum).
+    #[arg(long)]
+    total: Option<i64>,
+    /// bank: balances may go below zero.
+    #[arg(long)]
+    negative_balances: bool,
+    /// set-full: the set claims linearizability, so stale reads are errors.
+    #[arg(long)]
+    linearizable_set: bool,
+    /// long-fork: keys per read group (default: taken from the reads).
+    #[arg(long, value_name = "N")]
+    group_size: Option<usize>,
     /// The sequential model, for the linearizable checker.
     #[arg(long, value_parser = parse_model)]
     model: Option<ModelKind>,
@@ -54,9 +88,37 @@ pub struct CheckArgs {
     files: Vec<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CheckerName {
     Linearizable,
+    ListAppend,
+    RwRegister,
+    OneCopy,
+    Bank,
+    Set,
+    SetFull,
+    Counter,
+    UniqueIds,
+    TotalQueue,
+    LongFork,
+}
+
+impl CheckerName {
+    fn name(self) -> &'static str {
+        match self {
+            CheckerName::Linearizable => "linearizable",
+            CheckerName::ListAppend => "list-append",
+            CheckerName::RwRegister => "rw-register",
+            CheckerName::OneCopy => "one-copy",
+            CheckerName::Bank => "bank",
+            CheckerName::Set => "set",
+            CheckerName::SetFull => "set-full",
+            CheckerName::Counter => "counter",
+            CheckerName::UniqueIds => "unique-ids",
+            CheckerName::TotalQueue => "total-queue",
+            CheckerName::LongFork => "long-fork",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +158,10 @@ enum FileResult {
         outcome: Box<Outcome>,
         elapsed: Duration,
     },
+    Judged {
+        checked: Box<verdicts::Checked>,
+        elapsed: Duration,
+    },
     BadInput(String),
 }
 
@@ -103,6 +169,11 @@ impl FileResult {
     fn exit(&self) -> Exit {
         match self {
             FileResult::BadInput(_) => Exit::BadInput,
+            FileResult::Judged { checked, .. } => match checked.verdict.valid {
+                Validity::Valid => Exit::Valid,
+                Validity::Invalid => Exit::Invalid,
+                Validity::Unknown => Exit::Unknown,
+            },
             FileResult::Checked { outcome, .. } => match outcome.valid {
                 Validity::Valid => Exit::Valid,
                 Validity::Invalid => Exit::Invalid,
@@ -113,9 +184,20 @@ impl FileResult {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
-    let Some(model) = args.model else {
-        eprintln!("faultline check: the linearizable checker needs --model (one of register, cas-register, kv, multi-register, mutex, set, fifo-queue)");
-        return Ok(Exit::BadInput);
+    let model = match (args.checker, args.model) {
+        (CheckerName::Linearizable, None) => {
+            eprintln!("faultline check: the linearizable checker needs --model (one of register, cas-register, kv, multi-register, mutex, set, fifo-queue)");
+            return Ok(Exit::BadInput);
+        }
+        (CheckerName::Linearizable, Some(m)) => Some(m),
+        (other, Some(_)) => {
+            eprintln!(
+                "faultline check: --model is for the linearizable checker, not {}",
+                other.name()
+            );
+            return Ok(Exit::BadInput);
+        }
+        (_, None) => None,
     };
     if !(args.time_limit > 0.0 && args.time_limit.is_finite()) {
         eprintln!("faultline check: --time-limit must be a positive number of seconds");
@@ -135,7 +217,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         .fold(Exit::Valid, |acc, r| acc.worst(r.exit())))
 }
 
-fn check_file(args: &CheckArgs, model: ModelKind, path: &Path) -> FileResult {
+fn check_file(args: &CheckArgs, model: Option<ModelKind>, path: &Path) -> FileResult {
     let started = Instant::now();
     let name = path.display().to_string();
     let bytes = match read_bounded(path) {
@@ -148,6 +230,15 @@ fn check_file(args: &CheckArgs, model: ModelKind, path: &Path) -> FileResult {
     let history = match parsed {
         Ok(h) => h,
         Err(e) => return FileResult::BadInput(e.to_string()),
+    };
+    let Some(model) = model else {
+        return match verdicts::run(args, &history) {
+            Ok(checked) => FileResult::Judged {
+                checked: Box::new(checked),
+                elapsed: started.elapsed(),
+            },
+            Err(e) => FileResult::BadInput(e.to_string()),
+        };
     };
     let options = options_for(args, history.format);
     match linearizable::check(&history, model, &options) {
@@ -197,7 +288,7 @@ fn print_results(args: &CheckArgs, results: &[FileResult]) {
     for (path, r) in args.files.iter().zip(results) {
         let name = path.display().to_string();
         if args.json {
-            println!("{}", json_line(&name, r));
+            println!("{}", json_line(args.checker, &name, r));
         } else {
             print!("{}", text(&name, r, results.len() == 1));
         }
@@ -218,6 +309,23 @@ fn verdict_word(v: Validity) -> &'static str {
 fn text(name: &str, r: &FileResult, full: bool) -> String {
     match r {
         FileResult::BadInput(e) => format!("{name}: bad input: {e}\n"),
+        FileResult::Judged { checked, elapsed } => {
+            let v = &checked.verdict;
+            let mut head = format!(
+                "{name}: {} ({}, {:.1} ms)",
+                verdicts::word(v.valid),
+                v.checker,
+                elapsed.as_secs_f64() * 1e3
+            );
+            if !v.anomaly_types.is_empty() {
+                head.push_str(&format!(": {}", v.anomaly_types.join(", ")));
+            }
+            if full {
+                format!("{head}\n{}", v.explain())
+            } else {
+                format!("{head}\n")
+            }
+        }
         FileResult::Checked {
             history,
             outcome,
@@ -247,11 +355,14 @@ fn text(name: &str, r: &FileResult, full: bool) -> String {
     }
 }
 
-fn json_line(name: &str, r: &FileResult) -> String {
+fn json_line(checker: CheckerName, name: &str, r: &FileResult) -> String {
     let v = match r {
         FileResult::BadInput(e) => serde_json::json!({
-            "file": name, "checker": "linearizable", "valid": "unknown", "error": e,
+            "file": name, "checker": checker.name(), "valid": "unknown", "error": e,
         }),
+        FileResult::Judged { checked, elapsed } => {
+            checked.verdict.to_json(name, elapsed.as_secs_f64() * 1e3)
+        }
         FileResult::Checked {
             history,
             outcome,
@@ -285,16 +396,20 @@ fn summary(results: &[FileResult]) -> String {
 fn write_reports(dir: &Path, files: &[PathBuf], results: &[FileResult]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (i, (path, r)) in files.iter().zip(results).enumerate() {
+        let stem = path.file_name().map_or_else(
+            || format!("history-{i}"),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        if let FileResult::Judged { checked, .. } = r {
+            verdicts::write_report(dir, &stem, checked)?;
+            continue;
+        }
         let FileResult::Checked {
             history, outcome, ..
         } = r
         else {
             continue;
         };
-        let stem = path.file_name().map_or_else(
-            || format!("history-{i}"),
-            |s| s.to_string_lossy().into_owned(),
-        );
         let out = dir.join(format!("{stem}.html"));
         let page = linearizable::report::html(history, outcome, &path.display().to_string());
         std::fs::write(&out, page).with_context(|| format!("cannot write {}", out.display()))?;
