@@ -71,3 +71,9 @@ fn main() {
     };
     std::process::exit(exit.code());
 }
+
+/// Checking a large history is allocation-bound (tens of millions of small JSON values, maps
+/// and vectors); mimalloc checks a million-transaction list-append history about 20% faster
+/// than the system allocator on the 2-core machines we measure on.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -30,8 +30,12 @@ pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
         .par_iter()
         .map(|&(first_line, chunk)| read_chunk(file, chunk, first_line))
         .collect();
-    let mut ops = Vec::new();
-    let mut lines = Vec::new();
+    let total: usize = parsed
+        .iter()
+        .map(|p| p.as_ref().map_or(0, |(o, _)| o.len()))
+        .sum();
+    let mut ops = Vec::with_capacity(total);
+    let mut lines = Vec::with_capacity(total);
     for part in parsed {
         let (o, l) = part?;
         ops.extend(o);
@@ -319,9 +323,15 @@ fn check_depth(v: &Value, depth: usize) -> Result<(), ()> {
     if depth > MAX_DEPTH {
         return Err(());
     }
+    // Scalars are leaves: only containers need a call (read lists hold millions of numbers).
+    let child = |x: &Value| match x {
+        Value::Array(_) | Value::Object(_) => check_depth(x, depth + 1),
+        _ if depth + 1 > MAX_DEPTH => Err(()),
+        _ => Ok(()),
+    };
     match v {
-        Value::Array(a) => a.iter().try_for_each(|x| check_depth(x, depth + 1)),
-        Value::Object(m) => m.values().try_for_each(|x| check_depth(x, depth + 1)),
+        Value::Array(a) => a.iter().try_for_each(child),
+        Value::Object(m) => m.values().try_for_each(child),
         _ => Ok(()),
     }
 }

@@ -97,8 +97,36 @@ impl Inference {
 /// Checks a list-append or rw-register history against `options.models`.
 pub fn check(history: &History, options: &Options) -> Result<Outcome, BadHistory> {
     let started = Instant::now();
+    let tx = extract(history, options)?;
+    check_transactions(history, tx, options, started)
+}
+
+/// [`check`], dropping the history's events once the transactions are extracted: a large
+/// history's JSON values are most of its memory, and nothing after extraction needs them.
+pub fn check_owned(mut history: History, options: &Options) -> Result<Outcome, BadHistory> {
+    let started = Instant::now();
+    let tx = extract(&history, options)?;
+    history.ops = Vec::new();
+    history.partner = Vec::new();
+    check_transactions(&history, tx, options, started)
+}
+
+fn extract(history: &History, options: &Options) -> Result<Transactions, BadHistory> {
+    let commit_field = match options.workload {
+        Workload::RwRegister => options.versions.commit_order.as_deref(),
+        Workload::ListAppend => None,
+    };
+    Transactions::extract(history, options.workload, commit_field)
+}
+
+/// The checks after extraction; `history` is only used to name lines (its events may be gone).
+fn check_transactions(
+    history: &History,
+    tx: Transactions,
+    options: &Options,
+    started: Instant,
+) -> Result<Outcome, BadHistory> {
     let deadline = options.time_limit.map(|d| started + d);
-    let tx = Transactions::from_history(history, options.workload)?;
     let mut verdict = Verdict::new(options.workload.name());
     let mut edges = Builder::default();
     let inference = match options.workload {

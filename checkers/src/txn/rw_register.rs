@@ -120,8 +120,8 @@ impl RwRegister {
         if sources.linearizable_keys || sources.sequential_keys {
             rw.session_orders(tx, sources.linearizable_keys);
         }
-        if let Some(field) = &sources.commit_order {
-            rw.commit_order(history, tx, field)?;
+        if sources.commit_order.is_some() {
+            rw.commit_order(tx);
         }
         rw.find_cyclic(tx, verdict);
         rw.lost_updates(tx, verdict);
@@ -273,25 +273,13 @@ impl RwRegister {
         }
     }
 
-    fn commit_order(
-        &mut self,
-        history: &History,
-        tx: &Transactions,
-        field: &str,
-    ) -> Result<(), BadHistory> {
-        let mut order: Vec<(i64, u32)> = Vec::new();
-        for (t, txn) in tx.txns.iter().enumerate() {
-            let (Status::Ok, Some(c)) = (txn.status, txn.complete) else {
-                continue;
-            };
-            let seq = history.ops[c as usize].extra.get(field);
-            match seq.and_then(|s| s.as_i64()) {
-                Some(s) => order.push((s, t as u32)),
-                None => {
-                    return Err(BadHistory::at_op(history, c as usize, format!("an ok transaction without an integer {field:?} field, which --commit-order names")));
-                }
-            }
-        }
+    fn commit_order(&mut self, tx: &Transactions) {
+        let mut order: Vec<(i64, u32)> = tx
+            .txns
+            .iter()
+            .enumerate()
+            .filter_map(|(t, txn)| txn.commit_seq.map(|s| (s, t as u32)))
+            .collect();
         order.sort_unstable();
         let mut last: FxHashMap<u32, (u32, u32)> = FxHashMap::default();
         for (_, t) in order {
@@ -303,7 +291,6 @@ impl RwRegister {
                 last.insert(v.key, (t, w));
             }
         }
-        Ok(())
     }
 
     /// Keys whose version edges form a cycle.

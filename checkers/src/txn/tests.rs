@@ -401,3 +401,38 @@ fn bad_input_names_the_line() {
     let e = serial(0, json!([["w", "x", 1]]), json!([["w", "x", 1]]));
     assert!(check(&history(&e), &Options::new(Workload::ListAppend)).is_err());
 }
+
+#[test]
+fn a_commit_order_orders_register_versions() {
+    // T1 (seq 1) writes x=1; T2 (seq 2) writes x=2 and reads y=nil; T3 (seq 3) writes y=1 and
+    // reads x=1. Only the commit order says 1 < 2 on x, which closes T3 -rw-> T2 -rw-> T3.
+    let lines = [
+        r#"{"type":"invoke","process":1,"f":"txn","value":[["w","x",1]]}"#,
+        r#"{"type":"invoke","process":2,"f":"txn","value":[["w","x",2],["r","y",null]]}"#,
+        r#"{"type":"invoke","process":3,"f":"txn","value":[["w","y",1],["r","x",null]]}"#,
+        r#"{"type":"ok","process":1,"f":"txn","value":[["w","x",1]],"seq":1}"#,
+        r#"{"type":"ok","process":2,"f":"txn","value":[["w","x",2],["r","y",null]],"seq":2}"#,
+        r#"{"type":"ok","process":3,"f":"txn","value":[["w","y",1],["r","x",1]],"seq":3}"#,
+    ];
+    let h = parse(
+        "c.jsonl",
+        lines.join("\n").as_bytes(),
+        Some(Format::JsonLines),
+    )
+    .unwrap();
+    let mut o = Options::new(Workload::RwRegister);
+    o.models = vec![Model::Serializable];
+    assert_eq!(check(&h, &o).unwrap().verdict.valid, Validity::Valid);
+    o.versions.commit_order = Some("seq".into());
+    let v = check(&h, &o).unwrap().verdict;
+    assert_eq!(v.anomaly_types, vec!["G2-item"], "{}", v.explain());
+    let owned = check_owned(h.clone(), &o).unwrap().verdict;
+    assert_eq!(
+        owned.anomaly_types, v.anomaly_types,
+        "dropping the events changes nothing"
+    );
+    o.versions.commit_order = Some("csn".into());
+    let err = check(&h, &o).unwrap_err();
+    assert_eq!(err.line, 4);
+    assert!(err.problem.contains("\"csn\""), "{err}");
+}

@@ -83,6 +83,8 @@ pub struct Txn {
     /// Index into [`Transactions::processes`].
     pub process: u32,
     pub mops: Box<[Mop]>,
+    /// The commit sequence number an `ok` completion carries, when one was asked for.
+    pub commit_seq: Option<i64>,
 }
 
 impl Txn {
@@ -98,6 +100,20 @@ impl Txn {
             _ => None,
         })
     }
+}
+
+fn commit_seq(history: &History, at: usize, field: &str) -> Result<i64, BadHistory> {
+    history.ops[at]
+        .extra
+        .get(field)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| {
+            BadHistory::at_op(
+                history,
+                at,
+                format!("an ok transaction without an integer {field:?} field, which --commit-order names"),
+            )
+        })
 }
 
 /// Interns data to dense ids; integers take a fast path since they are nearly all values.
@@ -157,6 +173,16 @@ pub struct Transactions {
 impl Transactions {
     /// Extracts the transactions. Nemesis events are ignored; every client operation must carry a list of micro-ops of `workload`'s shape.
     pub fn from_history(history: &History, workload: Workload) -> Result<Self, BadHistory> {
+        Self::extract(history, workload, None)
+    }
+
+    /// Like [`Transactions::from_history`], also reading each `ok` completion's integer
+    /// `commit_field` (an error names the first completion without one).
+    pub fn extract(
+        history: &History,
+        workload: Workload,
+        commit_field: Option<&str>,
+    ) -> Result<Self, BadHistory> {
         let mut out = Transactions {
             workload,
             txns: Vec::new(),
@@ -178,6 +204,10 @@ impl Transactions {
                 _ => (Status::Info, i),
             };
             let mops = out.parse_mops(history, source, status)?;
+            let commit_seq = match (commit_field, status) {
+                (Some(field), Status::Ok) => Some(commit_seq(history, source, field)?),
+                _ => None,
+            };
             let next = process_ids.len() as u32;
             let process = *process_ids.entry(op.process.clone()).or_insert_with(|| {
                 out.processes.push(op.process.clone());
@@ -189,6 +219,7 @@ impl Transactions {
                 status,
                 process,
                 mops,
+                commit_seq,
             });
         }
         Ok(out)

@@ -232,7 +232,7 @@ fn check_file(args: &CheckArgs, model: Option<ModelKind>, path: &Path) -> FileRe
         Err(e) => return FileResult::BadInput(e.to_string()),
     };
     let Some(model) = model else {
-        return match verdicts::run(args, &history) {
+        return match verdicts::run(args, history) {
             Ok(checked) => FileResult::Judged {
                 checked: Box::new(checked),
                 elapsed: started.elapsed(),

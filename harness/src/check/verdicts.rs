@@ -32,15 +32,21 @@ pub fn parse_model(s: &str) -> Result<Model, String> {
     })
 }
 
-/// Runs the checker `args` names on a parsed history.
-pub fn run(args: &CheckArgs, history: &History) -> Result<Checked, BadHistory> {
+/// Runs the checker `args` names on a parsed history (consumed: transactional checkers free
+/// its events as soon as they have extracted the transactions).
+pub fn run(args: &CheckArgs, history: History) -> Result<Checked, BadHistory> {
+    let history = match args.checker {
+        CheckerName::ListAppend => return transactional(args, history, Workload::ListAppend),
+        CheckerName::RwRegister => return transactional(args, history, Workload::RwRegister),
+        _ => history,
+    };
+    let history = &history;
     let plain = |verdict: Verdict| Checked {
         verdict,
         cycles: Vec::new(),
     };
     match args.checker {
-        CheckerName::ListAppend => transactional(args, history, Workload::ListAppend),
-        CheckerName::RwRegister => transactional(args, history, Workload::RwRegister),
+        CheckerName::ListAppend | CheckerName::RwRegister => unreachable!("handled above"),
         CheckerName::OneCopy => one_copy_check(args, history),
         CheckerName::Bank => bank::check(history, &bank_options(args)).map(plain),
         CheckerName::Set => set::check(history, &set::Options::default()).map(plain),
@@ -92,8 +98,8 @@ fn txn_options(args: &CheckArgs, workload: Workload, default_model: Model) -> tx
     o
 }
 
-fn transactional(args: &CheckArgs, history: &History, w: Workload) -> Result<Checked, BadHistory> {
-    let outcome = txn::check(history, &txn_options(args, w, Model::StrictSerializable))?;
+fn transactional(args: &CheckArgs, history: History, w: Workload) -> Result<Checked, BadHistory> {
+    let outcome = txn::check_owned(history, &txn_options(args, w, Model::StrictSerializable))?;
     Ok(Checked {
         verdict: outcome.verdict,
         cycles: outcome.cycles,
