@@ -125,6 +125,24 @@ fn elle_cli_rw_register_is_valid() {
 }
 
 #[test]
+fn a_search_out_of_time_is_unknown_and_says_what_it_proved() {
+    let path = shared("elle/huge-scc.edn");
+    let bytes = std::fs::read(&path).unwrap();
+    let h = history::parse("huge-scc.edn", &bytes, None).unwrap();
+    let mut o = Options::new(Workload::ListAppend);
+    o.time_limit = Some(Duration::from_nanos(1));
+    let v = txn::check(&h, &o).unwrap().verdict;
+    assert_eq!(v.valid, Validity::Unknown, "{}", v.explain());
+    assert!(
+        v.cause.as_deref().unwrap_or("").contains("time"),
+        "{:?}",
+        v.cause
+    );
+    let proved = v.details["proved_so_far"].as_str().unwrap();
+    assert!(proved.contains("a cycle exists"), "{proved}");
+}
+
+#[test]
 #[ignore]
 fn debug_print() {
     let rel = std::env::var("REL").unwrap();

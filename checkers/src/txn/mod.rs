@@ -159,7 +159,16 @@ fn check_transactions(
     }
     let g = edges.finish(tx.txns.len());
     outcome.verdict.detail("edges", g.edge_count());
-    let incomplete = search(&options.models, &g, &tx, &inference, deadline, &mut outcome);
+    let limit_s = options.time_limit.map_or(0.0, |d| d.as_secs_f64());
+    let incomplete = search(
+        limit_s,
+        &options.models,
+        &g,
+        &tx,
+        &inference,
+        deadline,
+        &mut outcome,
+    );
     finish(&mut outcome.verdict, options, &incomplete);
     Ok(outcome)
 }
@@ -175,6 +184,7 @@ fn count_txns(tx: &Transactions, verdict: &mut Verdict) {
 
 /// Searches every component for cycles; returns the classes whose search was incomplete.
 fn search(
+    options_time_limit_s: f64,
     models: &[Model],
     g: &graph::Graph,
     tx: &Transactions,
@@ -208,7 +218,11 @@ fn search(
                 incomplete.push(class);
             }
         }
-        if found.timed_out {
+        if found.timed_out && !outcome.verdict.details.contains_key("proved_so_far") {
+            outcome.verdict.cause = Some(format!(
+                "the time limit of {:.3} s ran out during the cycle search",
+                options_time_limit_s
+            ));
             outcome.verdict.detail(
                 "proved_so_far",
                 format!(

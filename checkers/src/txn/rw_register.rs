@@ -124,6 +124,7 @@ impl RwRegister {
             rw.commit_order(tx);
         }
         rw.find_cyclic(tx, verdict);
+        rw.dirty_updates(tx, verdict);
         rw.lost_updates(tx, verdict);
         rw.add_edges(tx, edges);
         Ok(rw)
@@ -348,6 +349,41 @@ impl RwRegister {
                 format!("{} and then {} on one process", tx.name(a), tx.name(b))
             }
             Source::Commit(a, b) => format!("{} committed before {}", tx.name(a), tx.name(b)),
+        }
+    }
+
+    /// A committed write ordered right after a failed transaction's write: the writer read
+    /// the aborted value and built on it.
+    fn dirty_updates(&self, tx: &Transactions, verdict: &mut Verdict) {
+        let mut keys: Vec<u32> = self.versions.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            for &(from, to, why) in &self.versions[&key] {
+                let Some(f) = from else { continue };
+                let Some(&(fw, _)) = self.writer.get(&(key, f)) else {
+                    continue;
+                };
+                if tx.txns[fw as usize].status != Status::Fail {
+                    continue;
+                }
+                let Some(tw) = self.live_writer(tx, key, to) else {
+                    continue;
+                };
+                verdict.anomaly(
+                    "dirty-update",
+                    format!(
+                        "{} wrote key {} = {}, after {} = {} written by {}, which failed ({})",
+                        tx.name(tw),
+                        tx.keys.show(key),
+                        show(tx, to),
+                        tx.keys.show(key),
+                        tx.values.show(f),
+                        tx.name(fw),
+                        self.show_source(tx, why)
+                    ),
+                );
+                break;
+            }
         }
     }
 

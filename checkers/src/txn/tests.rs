@@ -366,6 +366,20 @@ fn rw_register_anomalies() {
         json!([["w", "x", 5], ["r", "x", 6]]),
     );
     assert!(types(&run(Workload::RwRegister, &e)).contains(&"internal"));
+
+    // Dirty update: T1 read T0's aborted write and wrote over it.
+    let mut e = vec![
+        (0, "invoke", json!([["w", "x", 1]])),
+        (0, "fail", json!([["w", "x", 1]])),
+    ];
+    e.extend(serial(
+        1,
+        json!([["r", "x", null], ["w", "x", 2]]),
+        json!([["r", "x", 1], ["w", "x", 2]]),
+    ));
+    let v = run(Workload::RwRegister, &e);
+    assert!(types(&v).contains(&"dirty-update"), "{}", v.explain());
+    assert!(types(&v).contains(&"G1a"), "{}", v.explain());
 }
 
 #[test]
