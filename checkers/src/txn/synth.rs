@@ -127,9 +127,7 @@ impl Plant {
     /// need list reads to show a failed append followed by a committed one.
     pub fn applies_to(&self, workload: Workload) -> bool {
         match self {
-            Plant::DuplicateElements | Plant::IncompatibleOrder | Plant::DirtyUpdate => {
-                workload == Workload::ListAppend
-            }
+            Plant::DuplicateElements | Plant::IncompatibleOrder => workload == Workload::ListAppend,
             Plant::CyclicVersions => workload == Workload::RwRegister,
             _ => true,
         }
@@ -952,11 +950,16 @@ fn scenario(plant: Plant, workload: Workload) -> Scenario {
             b.ok(0, vec![b.put(X, 1), b.get(X, &[2])]),
             b.ok(1, vec![b.put(X, 2)]),
         ]),
-        // x = [1 (failed), 2 (committed)].
-        Plant::DirtyUpdate => Scenario::concurrent(vec![
+        // list-append: x = [1 (failed), 2 (committed)].
+        Plant::DirtyUpdate if b.0 == Workload::ListAppend => Scenario::concurrent(vec![
             b.failed(0, vec![b.put(X, 1)]),
             b.ok(1, vec![b.put(X, 2)]),
             b.ok(2, vec![b.get(X, &[1, 2])]),
+        ]),
+        // rw-register: T1 reads the failed x=1 and writes x=2 over it.
+        Plant::DirtyUpdate => Scenario::concurrent(vec![
+            b.failed(0, vec![b.put(X, 1)]),
+            b.ok(1, vec![b.get(X, &[1]), b.put(X, 2)]),
         ]),
         // T1 and T2 both read x at T0's version and both write x.
         Plant::LostUpdate => Scenario::concurrent(vec![
