@@ -3,7 +3,9 @@
 //! Nothing in this crate does network or process IO; callers hand it bytes and get verdicts.
 //! The same input always gives the same verdict, and bad input gives an error, never a panic.
 
+pub mod atomic_commit;
 pub mod bank;
+pub mod consistent_cut;
 pub mod counter;
 pub mod datum;
 pub mod history;
@@ -11,6 +13,7 @@ pub mod linearizable;
 pub mod long_fork;
 pub mod model;
 pub mod one_copy;
+pub mod recovery_line;
 pub mod rng;
 pub mod set;
 pub mod set_full;

@@ -46,6 +46,28 @@ impl BadHistory {
     }
 }
 
+impl From<crate::history::HistoryError> for BadHistory {
+    fn from(e: crate::history::HistoryError) -> Self {
+        use crate::history::HistoryError;
+        match e {
+            HistoryError::Malformed {
+                file,
+                line,
+                problem,
+            } => BadHistory {
+                file,
+                line,
+                problem,
+            },
+            HistoryError::Whole { file, problem } => BadHistory {
+                file,
+                line: 0,
+                problem,
+            },
+        }
+    }
+}
+
 /// Explanations kept per anomaly type; the count is always exact, the proofs are a sample.
 pub const MAX_EXPLANATIONS_PER_TYPE: usize = 32;
 

@@ -499,3 +499,82 @@ fn one_copy_checks_apply_logs_and_serializability() {
         "{v}"
     );
 }
+
+#[test]
+fn event_log_checkers_judge_two_phase_commit_runs() {
+    let clean = scratch("2pc-clean.jsonl");
+    std::fs::write(
+        &clean,
+        [
+            r#"{"time":1,"node":"c","event":"participants","txn":1,"nodes":["p1"]}"#,
+            r#"{"time":2,"node":"c","event":"log","txn":1,"record":"start"}"#,
+            r#"{"time":3,"node":"p1","event":"log","txn":1,"record":"yes"}"#,
+            r#"{"time":4,"node":"p1","event":"vote","txn":1,"vote":"yes"}"#,
+            r#"{"time":5,"node":"c","event":"log","txn":1,"record":"commit"}"#,
+            r#"{"time":6,"node":"c","event":"decide","txn":1,"decision":"commit"}"#,
+            r#"{"time":7,"node":"p1","event":"decide","txn":1,"decision":"commit"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    for checker in ["atomic-commit", "recovery-line", "consistent-cut"] {
+        let o = faultline(&["check", "--checker", checker, clean.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{checker}: {}", stdout(&o));
+    }
+    let early = scratch("2pc-early.jsonl");
+    std::fs::write(
+        &early,
+        [
+            r#"{"time":1,"node":"c","event":"participants","txn":1,"nodes":["p1"]}"#,
+            r#"{"time":2,"node":"p1","event":"log","txn":1,"record":"yes"}"#,
+            r#"{"time":3,"node":"p1","event":"vote","txn":1,"vote":"yes"}"#,
+            r#"{"time":4,"node":"c","event":"decide","txn":1,"decision":"commit"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "atomic-commit",
+        "--json",
+        early.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let types = json(&o)["anomaly_types"].clone();
+    assert!(
+        types
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "decision-before-log"),
+        "{types}"
+    );
+    let orphan = scratch("2pc-orphan.jsonl");
+    std::fs::write(
+        &orphan,
+        r#"{"time":1,"node":"p2","event":"receive","msg":"m1"}"#,
+    )
+    .unwrap();
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "recovery-line",
+        orphan.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("orphan-message"), "{}", stdout(&o));
+    std::fs::write(
+        &orphan,
+        "{\"time\":1,\"node\":\"p2\",\"event\":\"teleport\"}\n",
+    )
+    .unwrap();
+    let o = faultline(&[
+        "check",
+        "--checker",
+        "atomic-commit",
+        orphan.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(254), "{}", stdout(&o));
+    assert!(stdout(&o).contains(":1:"), "names the line: {}", stdout(&o));
+}

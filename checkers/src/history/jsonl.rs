@@ -22,18 +22,37 @@ pub enum Strictness {
 
 /// Parses JSON lines. Blank lines are allowed; anything else that is not an op map is an error.
 pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
+    let (ops, lines) = read_lean(file, text, |op| op)?;
+    History::new(file, Format::JsonLines, ops, lines)
+}
+
+/// Reads Faultline's JSON lines, handing each op to `lean` as soon as it is parsed, and returns
+/// what `lean` made of each with its source line. A checker that needs only part of each op
+/// (a transaction's micro-ops, say) never holds the whole history's JSON values this way.
+///
+/// Lines are independent, so large files are parsed in chunks on every core; the chunks are
+/// joined in file order and the first error in file order wins, as if read serially.
+pub fn read_lean<T: Send>(
+    file: &str,
+    text: &str,
+    lean: impl Fn(Op) -> T + Sync,
+) -> Result<(Vec<T>, Vec<usize>), HistoryError> {
     use rayon::prelude::*;
-    // Lines are independent, so large files are parsed in chunks on every core; the chunks
-    // are joined in file order and the first error in file order wins, as if read serially.
     let chunks = chunks_at_lines(text, PARALLEL_CHUNK_BYTES);
-    let parsed: Vec<ChunkResult> = chunks
+    let parsed: Vec<Chunk<T>> = chunks
         .par_iter()
-        .map(|&(first_line, chunk)| read_chunk(file, chunk, first_line))
+        .map(|&(first_line, chunk)| read_chunk(file, chunk, first_line, &lean))
         .collect();
     let total: usize = parsed
         .iter()
         .map(|p| p.as_ref().map_or(0, |(o, _)| o.len()))
         .sum();
+    if total > MAX_OPS {
+        return Err(HistoryError::Whole {
+            file: file.to_string(),
+            problem: format!("{total} events exceed the limit of {MAX_OPS}"),
+        });
+    }
     let mut ops = Vec::with_capacity(total);
     let mut lines = Vec::with_capacity(total);
     for part in parsed {
@@ -41,11 +60,11 @@ pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
         ops.extend(o);
         lines.extend(l);
     }
-    History::new(file, Format::JsonLines, ops, lines)
+    Ok((ops, lines))
 }
 
-/// One chunk's ops and their lines, or its first error.
-type ChunkResult = Result<(Vec<Op>, Vec<usize>), HistoryError>;
+/// One chunk's mapped ops and their lines, or its first error.
+type Chunk<T> = Result<(Vec<T>, Vec<usize>), HistoryError>;
 
 /// Chunks of a parallel parse; small enough to balance two to a few dozen cores.
 const PARALLEL_CHUNK_BYTES: usize = 8 << 20;
@@ -73,7 +92,7 @@ fn chunks_at_lines(text: &str, size: usize) -> Vec<(usize, &str)> {
     out
 }
 
-fn read_chunk(file: &str, text: &str, first_line: usize) -> ChunkResult {
+fn read_chunk<T>(file: &str, text: &str, first_line: usize, lean: &impl Fn(Op) -> T) -> Chunk<T> {
     let mut ops = Vec::new();
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -94,7 +113,12 @@ fn read_chunk(file: &str, text: &str, first_line: usize) -> ChunkResult {
         }
         let fields: Fields = serde_json::from_str(trimmed)
             .map_err(|e| HistoryError::at(file, line, format!("not valid JSON: {e}")))?;
-        ops.push(op_from_fields(fields, Strictness::Native, file, line)?);
+        ops.push(lean(op_from_fields(
+            fields,
+            Strictness::Native,
+            file,
+            line,
+        )?));
         lines.push(line);
         if ops.len() > MAX_OPS {
             return Err(HistoryError::at(
@@ -458,7 +482,7 @@ mod chunk_tests {
         let chunks = chunks_at_lines(&text, 10);
         let err = chunks
             .iter()
-            .map(|&(l, c)| read_chunk("f", c, l))
+            .map(|&(l, c)| read_chunk("f", c, l, &|op| op))
             .find_map(Result::err)
             .unwrap();
         assert!(err.to_string().contains(":4:"), "{err}");

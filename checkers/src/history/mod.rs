@@ -215,68 +215,96 @@ impl History {
     }
 }
 
-/// Pairs invocations with completions by process, enforcing Jepsen's rules.
-fn pair(file: &str, ops: &[Op], lines: &[usize]) -> Result<Vec<Option<usize>>, HistoryError> {
+/// What pairing needs to know of an event. Readers that keep only part of each op (the
+/// transactional checkers' lean reading) pair their own records with the same rules.
+pub trait Event {
+    fn op_type(&self) -> OpType;
+    fn process(&self) -> &Process;
+    fn f(&self) -> &str;
+}
+
+impl Event for Op {
+    fn op_type(&self) -> OpType {
+        self.op_type
+    }
+    fn process(&self) -> &Process {
+        &self.process
+    }
+    fn f(&self) -> &str {
+        &self.f
+    }
+}
+
+/// Pairs invocations with completions by process, enforcing Jepsen's rules: for an invoke, the
+/// index of its completion; for a completion, the index of its invoke.
+pub fn pair<E: Event>(
+    file: &str,
+    ops: &[E],
+    lines: &[usize],
+) -> Result<Vec<Option<usize>>, HistoryError> {
     use rustc_hash::FxHashMap;
     let mut open: FxHashMap<&Process, usize> = FxHashMap::default();
     let mut retired: FxHashMap<&Process, usize> = FxHashMap::default();
     let mut partner = vec![None; ops.len()];
     for (i, op) in ops.iter().enumerate() {
         let line = lines[i];
-        match op.op_type {
+        match op.op_type() {
             OpType::Invoke => {
-                if let Some(&prev) = open.get(&op.process) {
+                if let Some(&prev) = open.get(op.process()) {
                     return Err(HistoryError::at(
                         file,
                         line,
                         format!(
                             "process {} invokes {:?} while its invocation at line {} is still open",
-                            op.process, op.f, lines[prev]
+                            op.process(),
+                            op.f(),
+                            lines[prev]
                         ),
                     ));
                 }
-                if let Some(&crashed) = retired.get(&op.process) {
+                if let Some(&crashed) = retired.get(op.process()) {
                     return Err(HistoryError::at(
                         file,
                         line,
                         format!(
                             "process {} invokes again after its op crashed (info) at line {}; \
                              a crashed process must continue under a new process id",
-                            op.process, lines[crashed]
+                            op.process(),
+                            lines[crashed]
                         ),
                     ));
                 }
-                open.insert(&op.process, i);
+                open.insert(op.process(), i);
             }
-            OpType::Ok | OpType::Fail | OpType::Info => match open.remove(&op.process) {
+            OpType::Ok | OpType::Fail | OpType::Info => match open.remove(op.process()) {
                 Some(inv) => {
-                    if ops[inv].f != op.f {
+                    if ops[inv].f() != op.f() {
                         return Err(HistoryError::at(
                             file,
                             line,
                             format!(
                                 "process {} completes {:?} but its open invocation at line {} is {:?}",
-                                op.process, op.f, lines[inv], ops[inv].f
+                                op.process(), op.f(), lines[inv], ops[inv].f()
                             ),
                         ));
                     }
                     partner[inv] = Some(i);
                     partner[i] = Some(inv);
-                    if op.op_type == OpType::Info && op.process.is_client() {
-                        retired.insert(&op.process, i);
+                    if op.op_type() == OpType::Info && op.process().is_client() {
+                        retired.insert(op.process(), i);
                     }
                 }
                 // A standalone info is an event with no invocation (Knossos' nemesis lines).
-                None if op.op_type == OpType::Info => {}
+                None if op.op_type() == OpType::Info => {}
                 None => {
                     return Err(HistoryError::at(
                         file,
                         line,
                         format!(
                             "{} {:?} from process {} has no open invocation",
-                            op.op_type.as_str(),
-                            op.f,
-                            op.process
+                            op.op_type().as_str(),
+                            op.f(),
+                            op.process()
                         ),
                     ))
                 }

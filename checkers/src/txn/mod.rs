@@ -111,12 +111,40 @@ pub fn check_owned(mut history: History, options: &Options) -> Result<Outcome, B
     check_transactions(&history, tx, options, started)
 }
 
-fn extract(history: &History, options: &Options) -> Result<Transactions, BadHistory> {
-    let commit_field = match options.workload {
+/// Reads Faultline's JSON lines and checks them, keeping of each op only what the check needs:
+/// a fraction of a parsed history's memory, which is what large histories are bound by.
+pub fn check_jsonl(file: &str, text: &str, options: &Options) -> Result<Outcome, BadHistory> {
+    let started = Instant::now();
+    let commit_field = commit_field(options);
+    let (ops, lines) = crate::history::jsonl::read_lean(file, text, |op| {
+        transaction::LeanOp::of(op, options.workload, commit_field)
+    })?;
+    let partner = crate::history::pair(file, &ops, &lines)?;
+    let origin = transaction::Origin {
+        file: file.to_string(),
+        lines,
+    };
+    let tx = Transactions::from_lean(&origin, &ops, &partner, options.workload, commit_field)?;
+    drop(ops);
+    let history = History {
+        ops: Vec::new(),
+        lines: origin.lines,
+        partner: Vec::new(),
+        file: origin.file,
+        format: crate::history::Format::JsonLines,
+    };
+    check_transactions(&history, tx, options, started)
+}
+
+fn commit_field(options: &Options) -> Option<&str> {
+    match options.workload {
         Workload::RwRegister => options.versions.commit_order.as_deref(),
         Workload::ListAppend => None,
-    };
-    Transactions::extract(history, options.workload, commit_field)
+    }
+}
+
+fn extract(history: &History, options: &Options) -> Result<Transactions, BadHistory> {
+    Transactions::extract(history, options.workload, commit_field(options))
 }
 
 /// The checks after extraction; `history` is only used to name lines (its events may be gone).

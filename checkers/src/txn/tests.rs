@@ -450,3 +450,44 @@ fn a_commit_order_orders_register_versions() {
     assert_eq!(err.line, 4);
     assert!(err.problem.contains("\"csn\""), "{err}");
 }
+
+#[test]
+fn lean_json_lines_reading_gives_the_same_verdicts() {
+    use crate::history::jsonl;
+    use crate::txn::synth::{self, Plant};
+    for (sw, w) in [
+        (synth::Workload::ListAppend, Workload::ListAppend),
+        (synth::Workload::RwRegister, Workload::RwRegister),
+    ] {
+        for plant in [
+            None,
+            Some(Plant::GSingle),
+            Some(Plant::G1a),
+            Some(Plant::Internal),
+        ] {
+            let mut o = synth::Options::new(sw, 5, 300);
+            o.plant = plant;
+            let text = jsonl::write(&synth::generate(&o).ops);
+            let h = parse("s.jsonl", text.as_bytes(), None).unwrap();
+            let full = check(&h, &Options::new(w)).unwrap().verdict;
+            let lean = check_jsonl("s.jsonl", &text, &Options::new(w))
+                .unwrap()
+                .verdict;
+            assert_eq!(full.valid, lean.valid, "{plant:?}");
+            assert_eq!(full.anomaly_types, lean.anomaly_types, "{plant:?}");
+            assert_eq!(full.anomalies, lean.anomalies, "{plant:?}");
+            assert_eq!(full.details, lean.details, "{plant:?}");
+        }
+    }
+    // Bad input names the same line either way.
+    let text = "{\"type\":\"invoke\",\"process\":0,\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n{\"type\":\"ok\",\"process\":0,\"f\":\"txn\",\"value\":\"oops\"}\n";
+    let h = parse("b.jsonl", text.as_bytes(), None).unwrap();
+    let a = check(&h, &Options::new(Workload::ListAppend)).unwrap_err();
+    let b = check_jsonl("b.jsonl", text, &Options::new(Workload::ListAppend)).unwrap_err();
+    assert_eq!(a, b);
+    assert_eq!(b.line, 2);
+    let unpaired = "{\"type\":\"ok\",\"process\":0,\"f\":\"txn\",\"value\":[]}\n";
+    let e = check_jsonl("u.jsonl", unpaired, &Options::new(Workload::ListAppend)).unwrap_err();
+    assert_eq!(e.line, 1);
+    assert!(e.problem.contains("no open invocation"), "{e}");
+}

@@ -7,7 +7,7 @@
 //! few hundred MiB, and lets the analyses key hash maps by `(u32, u32)`.
 
 use crate::datum::Datum;
-use crate::history::{History, OpType, Process, Value};
+use crate::history::{Event, History, Op, OpType, Process, Value};
 use crate::verdict::BadHistory;
 use rustc_hash::FxHashMap;
 
@@ -102,20 +102,6 @@ impl Txn {
     }
 }
 
-fn commit_seq(history: &History, at: usize, field: &str) -> Result<i64, BadHistory> {
-    history.ops[at]
-        .extra
-        .get(field)
-        .and_then(|v| v.as_i64())
-        .ok_or_else(|| {
-            BadHistory::at_op(
-                history,
-                at,
-                format!("an ok transaction without an integer {field:?} field, which --commit-order names"),
-            )
-        })
-}
-
 /// Interns data to dense ids; integers take a fast path since they are nearly all values.
 #[derive(Default)]
 pub struct Interner {
@@ -125,23 +111,26 @@ pub struct Interner {
 }
 
 impl Interner {
-    fn intern(&mut self, v: &Value) -> u32 {
-        if let Some(i) = v.as_i64() {
-            if let Some(&id) = self.ints.get(&i) {
-                return id;
-            }
-            let id = self.shown.len() as u32;
-            self.ints.insert(i, id);
-            self.shown.push(Datum::Int(i));
-            return id;
+    fn intern(&mut self, d: &Datum) -> u32 {
+        if let Datum::Int(i) = d {
+            return self.intern_int(*i);
         }
-        let d = Datum::from_json(v);
-        if let Some(&id) = self.others.get(&d) {
+        if let Some(&id) = self.others.get(d) {
             return id;
         }
         let id = self.shown.len() as u32;
         self.others.insert(d.clone(), id);
-        self.shown.push(d);
+        self.shown.push(d.clone());
+        id
+    }
+
+    fn intern_int(&mut self, i: i64) -> u32 {
+        if let Some(&id) = self.ints.get(&i) {
+            return id;
+        }
+        let id = self.shown.len() as u32;
+        self.ints.insert(i, id);
+        self.shown.push(Datum::Int(i));
         id
     }
 
@@ -171,7 +160,8 @@ pub struct Transactions {
 }
 
 impl Transactions {
-    /// Extracts the transactions. Nemesis events are ignored; every client operation must carry a list of micro-ops of `workload`'s shape.
+    /// Extracts the transactions. Nemesis events are ignored; every client operation must
+    /// carry a list of micro-ops of `workload`'s shape.
     pub fn from_history(history: &History, workload: Workload) -> Result<Self, BadHistory> {
         Self::extract(history, workload, None)
     }
@@ -183,132 +173,69 @@ impl Transactions {
         workload: Workload,
         commit_field: Option<&str>,
     ) -> Result<Self, BadHistory> {
-        let mut out = Transactions {
-            workload,
-            txns: Vec::new(),
-            keys: Interner::default(),
-            values: Interner::default(),
-            processes: Vec::new(),
+        let source = |i: usize| {
+            let op = &history.ops[i];
+            let seq = commit_field
+                .and_then(|f| op.extra.get(f))
+                .and_then(Value::as_i64);
+            raw_mops(&op.value, workload).map(|m| (std::borrow::Cow::Owned(m), seq))
         };
-        let mut process_ids: FxHashMap<Process, u32> = FxHashMap::default();
-        for (i, op) in history.ops.iter().enumerate() {
-            // Named processes are fault injectors, unless they run transactions: Elle's own
-            // histories omit the process, which readers record as the name "nil".
-            if op.op_type != OpType::Invoke || !(op.process.is_client() || op.f == "txn") {
-                continue;
-            }
-            let completion = history.partner[i];
-            let (status, source) = match completion.map(|c| (c, history.ops[c].op_type)) {
-                Some((c, OpType::Ok)) => (Status::Ok, c),
-                Some((_, OpType::Fail)) => (Status::Fail, i),
-                _ => (Status::Info, i),
-            };
-            let mops = out.parse_mops(history, source, status)?;
-            let commit_seq = match (commit_field, status) {
-                (Some(field), Status::Ok) => Some(commit_seq(history, source, field)?),
-                _ => None,
-            };
-            let next = process_ids.len() as u32;
-            let process = *process_ids.entry(op.process.clone()).or_insert_with(|| {
-                out.processes.push(op.process.clone());
-                next
-            });
-            out.txns.push(Txn {
-                invoke: i as u32,
-                complete: completion.map(|c| c as u32),
-                status,
-                process,
-                mops,
-                commit_seq,
-            });
-        }
-        Ok(out)
+        build(
+            &Origin::of(history),
+            &history.ops,
+            &history.partner,
+            workload,
+            commit_field,
+            source,
+        )
     }
 
-    fn parse_mops(
-        &mut self,
-        h: &History,
-        at: usize,
-        status: Status,
-    ) -> Result<Box<[Mop]>, BadHistory> {
-        let Value::Array(items) = &h.ops[at].value else {
-            return Err(BadHistory::at_op(
-                h,
-                at,
-                format!(
-                    "a {} transaction's value must be a list of micro-ops, got {}",
-                    self.workload.name(),
-                    h.ops[at].value
-                ),
-            ));
+    /// Extracts the transactions from ops read leanly (see [`LeanOp`]), already paired.
+    pub fn from_lean(
+        origin: &Origin,
+        ops: &[LeanOp],
+        partner: &[Option<usize>],
+        workload: Workload,
+        commit_field: Option<&str>,
+    ) -> Result<Self, BadHistory> {
+        let source = |i: usize| {
+            let op = &ops[i];
+            match &op.mops {
+                Some(Ok(m)) => Ok((std::borrow::Cow::Borrowed(&m[..]), op.commit_seq)),
+                Some(Err(e)) => Err(e.clone()),
+                None => Ok((std::borrow::Cow::Owned(Vec::new()), op.commit_seq)),
+            }
         };
-        if items.len() > MAX_MOPS_PER_TXN {
-            return Err(BadHistory::at_op(
-                h,
-                at,
-                format!(
-                    "{} micro-ops exceed the limit of {MAX_MOPS_PER_TXN}",
-                    items.len()
-                ),
-            ));
-        }
-        items
-            .iter()
-            .map(|m| {
-                self.parse_mop(m, status)
-                    .map_err(|p| BadHistory::at_op(h, at, p))
+        build(origin, ops, partner, workload, commit_field, source)
+    }
+
+    fn intern_mops(&mut self, raw: &[RawMop], status: Status) -> Box<[Mop]> {
+        raw.iter()
+            .map(|m| match m {
+                RawMop::Write { key, val } => Mop::Write {
+                    key: self.keys.intern(key),
+                    val: self.values.intern(val),
+                },
+                RawMop::Read { key, read } => Mop::Read {
+                    key: self.keys.intern(key),
+                    value: self.intern_read(read, status),
+                },
             })
             .collect()
     }
 
-    fn parse_mop(&mut self, m: &Value, status: Status) -> Result<Mop, String> {
-        let parts = match m {
-            Value::Array(p) if p.len() == 3 => p,
-            _ => return Err(format!("a micro-op must be [f, key, value], got {m}")),
-        };
-        let f = parts[0].as_str().unwrap_or("");
-        let key = self.keys.intern(&parts[1]);
-        let v = &parts[2];
-        match (self.workload, f) {
-            (Workload::ListAppend, "append") | (Workload::RwRegister, "w") => {
-                if v.is_null() {
-                    return Err(format!(
-                        "{m}: a write of null cannot be told apart from the initial state"
-                    ));
-                }
-                Ok(Mop::Write {
-                    key,
-                    val: self.values.intern(v),
-                })
-            }
-            (_, "r") => Ok(Mop::Read {
-                key,
-                value: self.read_value(v, status, m)?,
-            }),
-            (Workload::ListAppend, _) => Err(format!(
-                "{m}: list-append micro-ops are [\"append\", k, v] and [\"r\", k, list]"
-            )),
-            (Workload::RwRegister, _) => Err(format!(
-                "{m}: rw-register micro-ops are [\"w\", k, v] and [\"r\", k, v]"
-            )),
-        }
-    }
-
-    fn read_value(&mut self, v: &Value, status: Status, m: &Value) -> Result<ReadValue, String> {
+    fn intern_read(&mut self, read: &RawRead, status: Status) -> ReadValue {
         if status != Status::Ok {
-            return Ok(ReadValue::Unknown);
+            return ReadValue::Unknown;
         }
-        match (self.workload, v) {
-            (Workload::ListAppend, Value::Null) => Ok(ReadValue::List(Box::new([]))),
-            (Workload::ListAppend, Value::Array(items)) => Ok(ReadValue::List(
-                items.iter().map(|x| self.values.intern(x)).collect(),
-            )),
-            (Workload::ListAppend, _) => Err(format!("{m}: a list-append read must return a list")),
-            (Workload::RwRegister, Value::Null) => Ok(ReadValue::Register(None)),
-            (Workload::RwRegister, Value::Array(_) | Value::Object(_)) => Err(format!(
-                "{m}: an rw-register read must return a single value"
-            )),
-            (Workload::RwRegister, x) => Ok(ReadValue::Register(Some(self.values.intern(x)))),
+        match read {
+            RawRead::Null if self.workload == Workload::ListAppend => ReadValue::List(Box::new([])),
+            RawRead::Null => ReadValue::Register(None),
+            RawRead::Ints(l) => {
+                ReadValue::List(l.iter().map(|i| self.values.intern_int(*i)).collect())
+            }
+            RawRead::Data(l) => ReadValue::List(l.iter().map(|d| self.values.intern(d)).collect()),
+            RawRead::Scalar(d) => ReadValue::Register(Some(self.values.intern(d))),
         }
     }
 
@@ -369,4 +296,219 @@ impl Transactions {
             self.processes[txn.process as usize]
         )
     }
+}
+
+/// Where a history came from, for naming lines in errors once its events may be gone.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub file: String,
+    /// The 1-based source line of each event.
+    pub lines: Vec<usize>,
+}
+
+impl Origin {
+    pub fn of(history: &History) -> Origin {
+        Origin {
+            file: history.file.clone(),
+            lines: history.lines.clone(),
+        }
+    }
+
+    pub fn error(&self, event: usize, problem: impl Into<String>) -> BadHistory {
+        BadHistory {
+            file: self.file.clone(),
+            line: self.lines.get(event).copied().unwrap_or(0),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A micro-op as read, before interning.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawMop {
+    Write { key: Datum, val: Datum },
+    Read { key: Datum, read: RawRead },
+}
+
+/// What a read micro-op holds, before interning. Lists of integers, by far the most common,
+/// take 8 bytes an element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawRead {
+    Null,
+    Ints(Box<[i64]>),
+    Data(Box<[Datum]>),
+    Scalar(Datum),
+}
+
+/// What the transactional checkers keep of an op: enough to pair it, its micro-ops, and its
+/// commit sequence number. Much smaller than an `Op` with its JSON value.
+#[derive(Debug)]
+pub struct LeanOp {
+    pub op_type: OpType,
+    pub process: Process,
+    pub f: String,
+    /// None for events that are not transactions (a nemesis); an error for a transaction
+    /// whose value has the wrong shape (reported only if the value is the one that counts).
+    pub mops: Option<Result<Vec<RawMop>, String>>,
+    pub commit_seq: Option<i64>,
+}
+
+impl Event for LeanOp {
+    fn op_type(&self) -> OpType {
+        self.op_type
+    }
+    fn process(&self) -> &Process {
+        &self.process
+    }
+    fn f(&self) -> &str {
+        &self.f
+    }
+}
+
+/// Whether an event is a transaction: client processes' events, and named processes' `txn`s
+/// (Elle's own histories omit the process, which readers record as the name "nil").
+fn is_txn(process: &Process, f: &str) -> bool {
+    process.is_client() || f == "txn"
+}
+
+impl LeanOp {
+    /// Keeps what the checkers need of `op`, dropping its JSON value.
+    pub fn of(op: Op, workload: Workload, commit_field: Option<&str>) -> LeanOp {
+        let txn = is_txn(&op.process, &op.f);
+        LeanOp {
+            mops: txn.then(|| raw_mops(&op.value, workload)),
+            commit_seq: commit_field
+                .and_then(|f| op.extra.get(f))
+                .and_then(Value::as_i64),
+            op_type: op.op_type,
+            process: op.process,
+            f: op.f,
+        }
+    }
+}
+
+/// A transaction's micro-ops, checked against `workload`'s shapes.
+pub fn raw_mops(value: &Value, workload: Workload) -> Result<Vec<RawMop>, String> {
+    let Value::Array(items) = value else {
+        return Err(format!(
+            "a {} transaction's value must be a list of micro-ops, got {value}",
+            workload.name()
+        ));
+    };
+    if items.len() > MAX_MOPS_PER_TXN {
+        return Err(format!(
+            "{} micro-ops exceed the limit of {MAX_MOPS_PER_TXN}",
+            items.len()
+        ));
+    }
+    items.iter().map(|m| raw_mop(m, workload)).collect()
+}
+
+fn raw_mop(m: &Value, workload: Workload) -> Result<RawMop, String> {
+    let parts = match m {
+        Value::Array(p) if p.len() == 3 => p,
+        _ => return Err(format!("a micro-op must be [f, key, value], got {m}")),
+    };
+    let f = parts[0].as_str().unwrap_or("");
+    let key = Datum::from_json(&parts[1]);
+    let v = &parts[2];
+    match (workload, f) {
+        (Workload::ListAppend, "append") | (Workload::RwRegister, "w") => {
+            if v.is_null() {
+                return Err(format!(
+                    "{m}: a write of null cannot be told apart from the initial state"
+                ));
+            }
+            Ok(RawMop::Write {
+                key,
+                val: Datum::from_json(v),
+            })
+        }
+        (_, "r") => Ok(RawMop::Read {
+            key,
+            read: raw_read(v, workload, m)?,
+        }),
+        (Workload::ListAppend, _) => Err(format!(
+            "{m}: list-append micro-ops are [\"append\", k, v] and [\"r\", k, list]"
+        )),
+        (Workload::RwRegister, _) => Err(format!(
+            "{m}: rw-register micro-ops are [\"w\", k, v] and [\"r\", k, v]"
+        )),
+    }
+}
+
+fn raw_read(v: &Value, workload: Workload, m: &Value) -> Result<RawRead, String> {
+    match (workload, v) {
+        (_, Value::Null) => Ok(RawRead::Null),
+        (Workload::ListAppend, Value::Array(items)) => {
+            let ints: Option<Box<[i64]>> = items.iter().map(Value::as_i64).collect();
+            Ok(match ints {
+                Some(ints) => RawRead::Ints(ints),
+                None => RawRead::Data(items.iter().map(Datum::from_json).collect()),
+            })
+        }
+        (Workload::ListAppend, _) => Err(format!("{m}: a list-append read must return a list")),
+        (Workload::RwRegister, Value::Array(_) | Value::Object(_)) => Err(format!(
+            "{m}: an rw-register read must return a single value"
+        )),
+        (Workload::RwRegister, x) => Ok(RawRead::Scalar(Datum::from_json(x))),
+    }
+}
+
+/// The raw micro-ops and commit sequence number of event `i`, or the problem with its value.
+type SourceResult<'a> = Result<(std::borrow::Cow<'a, [RawMop]>, Option<i64>), String>;
+
+/// Builds the transactions from paired events of either kind.
+fn build<'a, E: Event>(
+    origin: &Origin,
+    ops: &[E],
+    partner: &[Option<usize>],
+    workload: Workload,
+    commit_field: Option<&str>,
+    source: impl Fn(usize) -> SourceResult<'a>,
+) -> Result<Transactions, BadHistory> {
+    let mut out = Transactions {
+        workload,
+        txns: Vec::new(),
+        keys: Interner::default(),
+        values: Interner::default(),
+        processes: Vec::new(),
+    };
+    let mut process_ids: FxHashMap<Process, u32> = FxHashMap::default();
+    for (i, op) in ops.iter().enumerate() {
+        if op.op_type() != OpType::Invoke || !is_txn(op.process(), op.f()) {
+            continue;
+        }
+        let completion = partner[i];
+        let (status, at) = match completion.map(|c| (c, ops[c].op_type())) {
+            Some((c, OpType::Ok)) => (Status::Ok, c),
+            Some((_, OpType::Fail)) => (Status::Fail, i),
+            _ => (Status::Info, i),
+        };
+        let (raw, seq) = source(at).map_err(|p| origin.error(at, p))?;
+        let commit_seq = match (commit_field, status) {
+            (Some(field), Status::Ok) => Some(seq.ok_or_else(|| {
+                origin.error(
+                    at,
+                    format!("an ok transaction without an integer {field:?} field, which --commit-order names"),
+                )
+            })?),
+            _ => None,
+        };
+        let mops = out.intern_mops(&raw, status);
+        let next = process_ids.len() as u32;
+        let process = *process_ids.entry(op.process().clone()).or_insert_with(|| {
+            out.processes.push(op.process().clone());
+            next
+        });
+        out.txns.push(Txn {
+            invoke: i as u32,
+            complete: completion.map(|c| c as u32),
+            status,
+            process,
+            mops,
+            commit_seq,
+        });
+    }
+    Ok(out)
 }

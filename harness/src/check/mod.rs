@@ -101,6 +101,9 @@ enum CheckerName {
     UniqueIds,
     TotalQueue,
     LongFork,
+    AtomicCommit,
+    RecoveryLine,
+    ConsistentCut,
 }
 
 impl CheckerName {
@@ -117,6 +120,9 @@ impl CheckerName {
             CheckerName::UniqueIds => "unique-ids",
             CheckerName::TotalQueue => "total-queue",
             CheckerName::LongFork => "long-fork",
+            CheckerName::AtomicCommit => "atomic-commit",
+            CheckerName::RecoveryLine => "recovery-line",
+            CheckerName::ConsistentCut => "consistent-cut",
         }
     }
 }
@@ -224,6 +230,17 @@ fn check_file(args: &CheckArgs, model: Option<ModelKind>, path: &Path) -> FileRe
         Ok(b) => b,
         Err(e) => return FileResult::BadInput(format!("{name}: {e:#}")),
     };
+    if let Some(result) = verdicts::run_lean(args, &name, &bytes)
+        .or_else(|| verdicts::run_event_log(args, &name, &bytes))
+    {
+        return match result {
+            Ok(checked) => FileResult::Judged {
+                checked: Box::new(checked),
+                elapsed: started.elapsed(),
+            },
+            Err(e) => FileResult::BadInput(e.to_string()),
+        };
+    }
     let parsed = history::parse(&name, &bytes, args.format);
     // The text is not needed once parsed; large histories should not hold both.
     drop(bytes);

@@ -8,7 +8,10 @@ use anyhow::Context;
 use checkers::history::History;
 use checkers::txn::{self, render::CycleView, Model, Workload};
 use checkers::verdict::{BadHistory, Validity, Verdict};
-use checkers::{bank, counter, long_fork, one_copy, set, set_full, total_queue, unique_ids};
+use checkers::{
+    atomic_commit, bank, consistent_cut, counter, long_fork, one_copy, recovery_line, set,
+    set_full, total_queue, unique_ids,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,6 +22,62 @@ const BYTES_PER_EDGE: usize = 24;
 pub struct Checked {
     pub verdict: Verdict,
     pub cycles: Vec<CycleView>,
+}
+
+/// Transactional checks of Faultline's JSON lines read each op leanly, never holding the whole
+/// history's JSON values (`txn::check_jsonl`); None when that path does not apply (another
+/// checker, another format, or text that is not UTF-8, whose error the full reader names).
+pub fn run_lean(args: &CheckArgs, name: &str, bytes: &[u8]) -> Option<Result<Checked, BadHistory>> {
+    let workload = match args.checker {
+        CheckerName::ListAppend => Workload::ListAppend,
+        CheckerName::RwRegister => Workload::RwRegister,
+        _ => return None,
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let format = args
+        .format
+        .unwrap_or_else(|| checkers::history::detect::detect_named(name, text));
+    if format != checkers::history::Format::JsonLines {
+        return None;
+    }
+    let options = txn_options(args, workload, Model::StrictSerializable);
+    Some(
+        txn::check_jsonl(name, text, &options).map(|outcome| Checked {
+            verdict: outcome.verdict,
+            cycles: outcome.cycles,
+        }),
+    )
+}
+
+/// The checkers of a system's own event log (JSON lines of votes, decisions, log records,
+/// checkpoints, messages and snapshots) rather than of a client history; None for others.
+pub fn run_event_log(
+    args: &CheckArgs,
+    name: &str,
+    bytes: &[u8],
+) -> Option<Result<Checked, BadHistory>> {
+    let check: fn(&str, &str) -> Result<Verdict, BadHistory> = match args.checker {
+        CheckerName::AtomicCommit => atomic_commit::check_text,
+        CheckerName::RecoveryLine => recovery_line::check_text,
+        CheckerName::ConsistentCut => |file, text| consistent_cut::check_text(file, text, None),
+        _ => return None,
+    };
+    let result = match std::str::from_utf8(bytes) {
+        Ok(text) => check(name, text),
+        Err(e) => Err(BadHistory {
+            file: name.to_string(),
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            problem: "not UTF-8 text".into(),
+        }),
+    };
+    Some(result.map(|verdict| Checked {
+        verdict,
+        cycles: Vec::new(),
+    }))
 }
 
 /// Parses `--consistency-models a,b,c`.
@@ -71,7 +130,10 @@ pub fn run(args: &CheckArgs, history: History) -> Result<Checked, BadHistory> {
             };
             long_fork::check(history, &options).map(plain)
         }
-        CheckerName::Linearizable => unreachable!("the linearizable checker has its own path"),
+        CheckerName::Linearizable
+        | CheckerName::AtomicCommit
+        | CheckerName::RecoveryLine
+        | CheckerName::ConsistentCut => unreachable!("these checkers have their own paths"),
     }
 }
 
