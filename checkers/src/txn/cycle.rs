@@ -111,14 +111,8 @@ pub fn search_component(
     for (extra, require, suffix) in TIERS {
         for (name, data, anchor_kind, shape) in CLASSES {
             let class = format!("{name}{suffix}");
-            // A process or realtime variant of a class already witnessed by a cycle that
-            // needs fewer kinds of edges adds nothing but a weaker proof.
-            let weaker = [name.to_string(), format!("{name}-process")];
-            let shadowed = !suffix.is_empty()
-                && weaker[..if suffix == "-process" { 1 } else { 2 }]
-                    .iter()
-                    .any(|w| classes_found.contains(w));
-            if classes_found.contains(&class) || shadowed || !wanted(&class) {
+            if classes_found.contains(&class) || shadowed(&class, &classes_found) || !wanted(&class)
+            {
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -138,7 +132,7 @@ pub fn search_component(
             let (cycles, complete) = search.run(scc, &class);
             for c in cycles {
                 let cls = c.class();
-                if !classes_found.contains(&cls) {
+                if !classes_found.contains(&cls) && !shadowed(&cls, &classes_found) {
                     classes_found.push(cls);
                     found.cycles.push(c);
                 }
@@ -149,6 +143,19 @@ pub fn search_component(
         }
     }
     found
+}
+
+/// Whether `class` is a process or realtime variant of a class already witnessed by a cycle
+/// that needs fewer kinds of edges: it would add nothing but a weaker proof.
+fn shadowed(class: &str, found: &[String]) -> bool {
+    let weaker: Vec<String> = if let Some(base) = class.strip_suffix("-realtime") {
+        vec![base.to_string(), format!("{base}-process")]
+    } else if let Some(base) = class.strip_suffix("-process") {
+        vec![base.to_string()]
+    } else {
+        Vec::new()
+    };
+    weaker.iter().any(|w| found.contains(w))
 }
 
 struct Search<'a> {

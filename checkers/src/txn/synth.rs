@@ -62,6 +62,12 @@ pub enum Plant {
     GSingleRealtime,
     G0Realtime,
     G2ItemRealtime,
+    G0Process,
+    G1cProcess,
+    G1cRealtime,
+    GNonadjacentProcess,
+    GNonadjacentRealtime,
+    G2ItemProcess,
     Internal,
     DirtyUpdate,
     LostUpdate,
@@ -86,6 +92,12 @@ impl Plant {
         Plant::GSingleRealtime,
         Plant::G0Realtime,
         Plant::G2ItemRealtime,
+        Plant::G0Process,
+        Plant::G1cProcess,
+        Plant::G1cRealtime,
+        Plant::GNonadjacentProcess,
+        Plant::GNonadjacentRealtime,
+        Plant::G2ItemProcess,
         Plant::Internal,
         Plant::DirtyUpdate,
         Plant::LostUpdate,
@@ -110,6 +122,12 @@ impl Plant {
             Plant::GSingleRealtime => "G-single-realtime",
             Plant::G0Realtime => "G0-realtime",
             Plant::G2ItemRealtime => "G2-item-realtime",
+            Plant::G0Process => "G0-process",
+            Plant::G1cProcess => "G1c-process",
+            Plant::G1cRealtime => "G1c-realtime",
+            Plant::GNonadjacentProcess => "G-nonadjacent-process",
+            Plant::GNonadjacentRealtime => "G-nonadjacent-realtime",
+            Plant::G2ItemProcess => "G2-item-process",
             Plant::Internal => "internal",
             Plant::DirtyUpdate => "dirty-update",
             Plant::LostUpdate => "lost-update",
@@ -945,6 +963,12 @@ fn scenario(plant: Plant, workload: Workload) -> Scenario {
         Plant::GSingleRealtime => g_single_realtime(&b),
         Plant::G0Realtime => g0_realtime(&b),
         Plant::G2ItemRealtime => g2_item_realtime(&b),
+        Plant::G0Process => g0_realtime_on(&b, true),
+        Plant::G1cProcess => g1c_ordered(&b, true),
+        Plant::G1cRealtime => g1c_ordered(&b, false),
+        Plant::GNonadjacentProcess => g_nonadjacent_ordered(&b, true),
+        Plant::GNonadjacentRealtime => g_nonadjacent_ordered(&b, false),
+        Plant::G2ItemProcess => g2_item_process(&b),
         // T0 writes x=1 and then reads T1's x=2 instead of its own write.
         Plant::Internal => Scenario::concurrent(vec![
             b.ok(0, vec![b.put(X, 1), b.get(X, &[2])]),
@@ -1046,15 +1070,22 @@ fn g_single_realtime(b: &Build) -> Scenario {
 /// T0 -> T1, ww x: T1 -> T0. List-append shows the order with a last witness reading [2, 1];
 /// rw-register needs T0 itself to read 2 before writing 1 (a wr edge T1 -> T0 as well).
 fn g0_realtime(b: &Build) -> Scenario {
+    g0_realtime_on(b, false)
+}
+
+/// [`g0_realtime`]; with `same_process` T0 and T1 run on one process, so the closing edge is a
+/// process edge (G0-process).
+fn g0_realtime_on(b: &Build, same_process: bool) -> Scenario {
+    let p1 = if same_process { 0 } else { 1 };
     let txns = match b.0 {
         Workload::ListAppend => vec![
             b.ok(0, vec![b.put(X, 1)]),
-            b.ok(1, vec![b.put(X, 2)]),
+            b.ok(p1, vec![b.put(X, 2)]),
             b.ok(2, vec![b.get(X, &[2, 1])]),
         ],
         Workload::RwRegister => vec![
             b.ok(0, vec![b.get(X, &[2]), b.put(X, 1)]),
-            b.ok(1, vec![b.put(X, 2)]),
+            b.ok(p1, vec![b.put(X, 2)]),
         ],
     };
     let order: Vec<usize> = (0..txns.len()).collect();
@@ -1069,6 +1100,75 @@ fn g2_item_realtime(b: &Build) -> Scenario {
         b.ok(0, vec![b.get(X, &[])]),
         b.ok(1, vec![b.put(X, 1), b.get(Y, &[])]),
         b.ok(2, vec![b.put(Y, 1)]),
+        b.ok(3, vec![b.get(X, &[1]), b.get(Y, &[1])]),
+    ];
+    use Step::*;
+    let steps = vec![
+        Invoke(1),
+        Invoke(2),
+        Complete(2),
+        Invoke(0),
+        Complete(0),
+        Complete(1),
+        Invoke(3),
+        Complete(3),
+    ];
+    Scenario {
+        txns,
+        schedule: Schedule::InOrder(steps),
+    }
+}
+
+/// T0 writes x and reads T1's y; T1 writes y and runs after T0 (on the same process when
+/// `same_process`, else on another one, invoked after T0 completed): wr y: T1 -> T0 closed by
+/// a process or real-time edge T0 -> T1.
+fn g1c_ordered(b: &Build, same_process: bool) -> Scenario {
+    let p1 = if same_process { 0 } else { 1 };
+    let txns = vec![
+        b.ok(0, vec![b.put(X, 1), b.get(Y, &[1])]),
+        b.ok(p1, vec![b.put(Y, 1)]),
+        b.ok(2, vec![b.get(X, &[1])]),
+    ];
+    Scenario::sequential(txns, &[0, 1, 2])
+}
+
+/// rw x: T0 -> T1, wr z: T1 -> T2, rw y: T2 -> T3, and T3 -> T0 by process order (T3 and T0
+/// on one process) or real time. T1 overlaps T0 and T3 overlaps T2, so no shorter real-time
+/// cycle (a G-single) exists.
+fn g_nonadjacent_ordered(b: &Build, same_process: bool) -> Scenario {
+    let p3 = if same_process { 0 } else { 3 };
+    let txns = vec![
+        b.ok(0, vec![b.get(X, &[])]),
+        b.ok(1, vec![b.put(X, 1), b.put(Z, 1)]),
+        b.ok(2, vec![b.get(Z, &[1]), b.get(Y, &[])]),
+        b.ok(p3, vec![b.put(Y, 1)]),
+        b.ok(4, vec![b.get(X, &[1]), b.get(Y, &[1]), b.get(Z, &[1])]),
+    ];
+    use Step::*;
+    let steps = vec![
+        Invoke(1),
+        Invoke(2),
+        Invoke(3),
+        Complete(3),
+        Invoke(0),
+        Complete(0),
+        Complete(1),
+        Complete(2),
+        Invoke(4),
+        Complete(4),
+    ];
+    Scenario {
+        txns,
+        schedule: Schedule::InOrder(steps),
+    }
+}
+
+/// [`g2_item_realtime`] with T2 and T0 on one process, so the closing edge is a process edge.
+fn g2_item_process(b: &Build) -> Scenario {
+    let txns = vec![
+        b.ok(0, vec![b.get(X, &[])]),
+        b.ok(1, vec![b.put(X, 1), b.get(Y, &[])]),
+        b.ok(0, vec![b.put(Y, 1)]),
         b.ok(3, vec![b.get(X, &[1]), b.get(Y, &[1])]),
     ];
     use Step::*;
