@@ -12,7 +12,7 @@
 //! classification can cost more, so the anchors tried per search are bounded, and an exhausted
 //! bound is reported as an incomplete search rather than as the absence of the anomaly.
 
-use super::graph::{Graph, ALL, PROCESS, REALTIME, RW, WR, WW};
+use super::graph::{Graph, PROCESS, REALTIME, RW, WR, WW};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -328,12 +328,10 @@ fn unwind(a: u32, start: State, end: State, parent: &Parents) -> Cycle {
     Cycle { nodes, kinds }
 }
 
-/// The mask of every kind, for callers that want all components.
-pub const EVERY_KIND: u8 = ALL;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::txn::graph::ALL;
     fn graph(n: usize, edges: &[(u32, u32, u8)]) -> Graph {
         Graph::from_edges(n, edges)
     }

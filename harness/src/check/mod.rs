@@ -107,7 +107,7 @@ enum CheckerName {
 }
 
 impl CheckerName {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             CheckerName::Linearizable => "linearizable",
             CheckerName::ListAppend => "list-append",
