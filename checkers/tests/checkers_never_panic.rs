@@ -2,7 +2,7 @@
 //! an error naming a line, never a panic: small random edits of valid inputs reach deep into
 //! the readers and the analyses behind them.
 
-use checkers::history::{jsonl, parse};
+use checkers::history::{jsonl, parse, Format};
 use checkers::txn::{self, synth, Options, Workload};
 use checkers::{atomic_commit, bank, consistent_cut, long_fork, one_copy, recovery_line, set_full};
 use proptest::prelude::*;
@@ -87,7 +87,7 @@ proptest! {
             let _ = one_copy::check(&h, &one_copy::parse_apply_logs("l", "{\"replica\":\"n1\",\"applied\":[1]}").unwrap());
         }
         if let Ok(text) = std::str::from_utf8(&bytes) {
-            let _ = txn::check_jsonl("m.jsonl", text, &o);
+            let _ = txn::check_text("m.jsonl", text, Format::JsonLines, &o);
         }
     }
 
@@ -135,10 +135,14 @@ fn mutations_reach_both_verdicts_and_errors() {
             .collect();
         let text = txn_text(synth::Workload::ListAppend, round % 64);
         let bytes = mutate(&text, &e);
-        match std::str::from_utf8(&bytes)
-            .ok()
-            .map(|t| txn::check_jsonl("m.jsonl", t, &Options::new(Workload::ListAppend)))
-        {
+        match std::str::from_utf8(&bytes).ok().map(|t| {
+            txn::check_text(
+                "m.jsonl",
+                t,
+                Format::JsonLines,
+                &Options::new(Workload::ListAppend),
+            )
+        }) {
             Some(Ok(_)) => txn_ok += 1,
             _ => txn_err += 1,
         }

@@ -154,3 +154,35 @@ fn debug_print() {
         serde_json::to_string(&v.anomaly_types).unwrap()
     );
 }
+
+#[test]
+fn lean_edn_reading_gives_the_same_verdicts() {
+    use checkers::history::Format;
+    for rel in [
+        "elle/paper-example.edn",
+        "elle/si-without-g-single.edn",
+        "elle/huge-scc.edn",
+        "elle-cli/elle/list-append-gh-30.edn",
+    ] {
+        let text = std::fs::read_to_string(shared(rel)).unwrap();
+        let full = check(rel, Workload::ListAppend, &[Model::StrictSerializable]);
+        let mut o = Options::new(Workload::ListAppend);
+        o.time_limit = Some(Duration::from_secs(120));
+        let lean = txn::check_text(rel, &text, Format::Edn, &o)
+            .unwrap()
+            .verdict;
+        assert_eq!(full.valid, lean.valid, "{rel}");
+        assert_eq!(full.anomaly_types, lean.anomaly_types, "{rel}");
+        assert_eq!(full.anomalies, lean.anomalies, "{rel}");
+    }
+    let rw = std::fs::read_to_string(shared("elle-cli/elle/rw-register.edn")).unwrap();
+    let v = txn::check_text("rw", &rw, Format::Edn, &Options::new(Workload::RwRegister)).unwrap();
+    assert_eq!(v.verdict.valid, Validity::Valid);
+    let refused = txn::check_text(
+        "x",
+        "[]",
+        Format::JsonArray,
+        &Options::new(Workload::ListAppend),
+    );
+    assert!(refused.unwrap_err().problem.contains("jsonl and edn"));
+}

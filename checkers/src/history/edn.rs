@@ -32,12 +32,24 @@ pub fn read(file: &str, text: &str) -> Result<History, HistoryError> {
     History::new(file, Format::Edn, ops, lines)
 }
 
-/// Reads every op map of an EDN text, converting each with `to_op(map, position, line)`.
-pub(super) fn read_ops(
+/// Reads a Jepsen EDN history, handing each op to `lean` as soon as it is read and returning
+/// what `lean` made of each with its line (see `jsonl::read_lean`).
+pub fn read_lean<T>(
     file: &str,
     text: &str,
-    mut to_op: impl FnMut(Map<String, Value>, usize, usize) -> Result<Op, HistoryError>,
-) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
+    mut lean: impl FnMut(Op) -> T,
+) -> Result<(Vec<T>, Vec<usize>), HistoryError> {
+    read_ops(file, text, |map, position, line| {
+        foreign_op(map, position, file, line).map(&mut lean)
+    })
+}
+
+/// Reads every op map of an EDN text, converting each with `to_op(map, position, line)`.
+pub(super) fn read_ops<T>(
+    file: &str,
+    text: &str,
+    mut to_op: impl FnMut(Map<String, Value>, usize, usize) -> Result<T, HistoryError>,
+) -> Result<(Vec<T>, Vec<usize>), HistoryError> {
     let mut ops = Vec::new();
     let mut lines = Vec::new();
     let mut parser = Parser::new(file, text, 1);

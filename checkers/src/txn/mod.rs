@@ -111,14 +111,36 @@ pub fn check_owned(mut history: History, options: &Options) -> Result<Outcome, B
     check_transactions(&history, tx, options, started)
 }
 
-/// Reads Faultline's JSON lines and checks them, keeping of each op only what the check needs:
-/// a fraction of a parsed history's memory, which is what large histories are bound by.
-pub fn check_jsonl(file: &str, text: &str, options: &Options) -> Result<Outcome, BadHistory> {
+/// Whether [`check_text`] reads `format` leanly.
+pub fn reads_leanly(format: crate::history::Format) -> bool {
+    use crate::history::Format;
+    matches!(format, Format::JsonLines | Format::Edn)
+}
+
+/// Reads Faultline's JSON lines or Jepsen's EDN and checks them, keeping of each op only what
+/// the check needs: a fraction of a parsed history's memory, which is what large histories
+/// are bound by. Other formats are refused (parse them and use [`check`]).
+pub fn check_text(
+    file: &str,
+    text: &str,
+    format: crate::history::Format,
+    options: &Options,
+) -> Result<Outcome, BadHistory> {
+    use crate::history::{edn, jsonl, Format};
     let started = Instant::now();
     let commit_field = commit_field(options);
-    let (ops, lines) = crate::history::jsonl::read_lean(file, text, |op| {
-        transaction::LeanOp::of(op, options.workload, commit_field)
-    })?;
+    let lean = |op| transaction::LeanOp::of(op, options.workload, commit_field);
+    let (ops, lines) = match format {
+        Format::JsonLines => jsonl::read_lean(file, text, lean)?,
+        Format::Edn => edn::read_lean(file, text, lean)?,
+        other => {
+            return Err(BadHistory {
+                file: file.to_string(),
+                line: 0,
+                problem: format!("the lean reader reads jsonl and edn, not {}", other.name()),
+            })
+        }
+    };
     let partner = crate::history::pair(file, &ops, &lines)?;
     let origin = transaction::Origin {
         file: file.to_string(),
@@ -131,7 +153,7 @@ pub fn check_jsonl(file: &str, text: &str, options: &Options) -> Result<Outcome,
         lines: origin.lines,
         partner: Vec::new(),
         file: origin.file,
-        format: crate::history::Format::JsonLines,
+        format,
     };
     check_transactions(&history, tx, options, started)
 }

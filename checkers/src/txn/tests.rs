@@ -470,7 +470,7 @@ fn lean_json_lines_reading_gives_the_same_verdicts() {
             let text = jsonl::write(&synth::generate(&o).ops);
             let h = parse("s.jsonl", text.as_bytes(), None).unwrap();
             let full = check(&h, &Options::new(w)).unwrap().verdict;
-            let lean = check_jsonl("s.jsonl", &text, &Options::new(w))
+            let lean = check_text("s.jsonl", &text, Format::JsonLines, &Options::new(w))
                 .unwrap()
                 .verdict;
             assert_eq!(full.valid, lean.valid, "{plant:?}");
@@ -483,11 +483,23 @@ fn lean_json_lines_reading_gives_the_same_verdicts() {
     let text = "{\"type\":\"invoke\",\"process\":0,\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n{\"type\":\"ok\",\"process\":0,\"f\":\"txn\",\"value\":\"oops\"}\n";
     let h = parse("b.jsonl", text.as_bytes(), None).unwrap();
     let a = check(&h, &Options::new(Workload::ListAppend)).unwrap_err();
-    let b = check_jsonl("b.jsonl", text, &Options::new(Workload::ListAppend)).unwrap_err();
+    let b = check_text(
+        "b.jsonl",
+        text,
+        Format::JsonLines,
+        &Options::new(Workload::ListAppend),
+    )
+    .unwrap_err();
     assert_eq!(a, b);
     assert_eq!(b.line, 2);
     let unpaired = "{\"type\":\"ok\",\"process\":0,\"f\":\"txn\",\"value\":[]}\n";
-    let e = check_jsonl("u.jsonl", unpaired, &Options::new(Workload::ListAppend)).unwrap_err();
+    let e = check_text(
+        "u.jsonl",
+        unpaired,
+        Format::JsonLines,
+        &Options::new(Workload::ListAppend),
+    )
+    .unwrap_err();
     assert_eq!(e.line, 1);
     assert!(e.problem.contains("no open invocation"), "{e}");
 }

@@ -24,8 +24,8 @@ pub struct Checked {
     pub cycles: Vec<CycleView>,
 }
 
-/// Transactional checks of Faultline's JSON lines read each op leanly, never holding the whole
-/// history's JSON values (`txn::check_jsonl`); None when that path does not apply (another
+/// Transactional checks of JSON lines and EDN read each op leanly, never holding the whole
+/// history's JSON values (`txn::check_text`); None when that path does not apply (another
 /// checker, another format, or text that is not UTF-8, whose error the full reader names).
 pub fn run_lean(args: &CheckArgs, name: &str, bytes: &[u8]) -> Option<Result<Checked, BadHistory>> {
     let workload = match args.checker {
@@ -38,12 +38,12 @@ pub fn run_lean(args: &CheckArgs, name: &str, bytes: &[u8]) -> Option<Result<Che
     let format = args
         .format
         .unwrap_or_else(|| checkers::history::detect::detect_named(name, text));
-    if format != checkers::history::Format::JsonLines {
+    if !txn::reads_leanly(format) {
         return None;
     }
     let options = txn_options(args, workload, Model::StrictSerializable);
     Some(
-        txn::check_jsonl(name, text, &options).map(|outcome| Checked {
+        txn::check_text(name, text, format, &options).map(|outcome| Checked {
             verdict: outcome.verdict,
             cycles: outcome.cycles,
         }),
