@@ -11,6 +11,9 @@
 //! as namespaces of one machine must, the node directories (`faultline/n1`, ...) never touch
 //! the real home, and no log of an earlier run can satisfy this run's assertions.
 //!
+//! Faultline's own coordination service runs the same way: the controller uploads its own
+//! binary over SFTP and each host runs it as the node.
+//!
 //! Needs root, iproute2, iptables, openssh-server, openssh-client and etcd-server; anything
 //! missing fails the test naming its package, never skips it.
 
@@ -243,14 +246,25 @@ impl SshHosts {
         format!("{prefix}200")
     }
 
-    /// `faultline test` against `hosts`, as root with this test's key, with HOME (so
+    /// `faultline test` of etcd against `hosts`, as root with this test's key, with HOME (so
     /// `~/.ssh/known_hosts`) in the test's directory.
     fn faultline(&self, hosts: &[&str], store: &Path, extra: &[&str]) -> Command {
+        self.faultline_system("etcd", hosts, store, extra)
+    }
+
+    /// `faultline test` of `system` against `hosts`, as [`SshHosts::faultline`].
+    fn faultline_system(
+        &self,
+        system: &str,
+        hosts: &[&str],
+        store: &Path,
+        extra: &[&str],
+    ) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
         c.args([
             "test",
             "--system",
-            "etcd",
+            system,
             "--workload",
             "register",
             "--backend",
@@ -650,4 +664,73 @@ fn an_unreachable_host_is_refused_by_name_in_bounded_time() {
     eprintln!("unreachable host refused after {elapsed:?}");
     // The reachable hosts were only connected to: nothing was started on them.
     assert_eq!(hosts.strangers(), Vec::<String>::new());
+}
+
+#[test]
+fn coord_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
+    let hosts = SshHosts::start("coord");
+    hosts.trust();
+    let store = hosts.store();
+    let ips: Vec<&str> = hosts.ips.iter().map(String::as_str).collect();
+    let seed = SEED.to_string();
+    let extra = [
+        "--time-limit",
+        "8",
+        "--nemesis",
+        "partition,kill,pause",
+        "--nemesis-interval",
+        "2",
+        "--seed",
+        &seed,
+    ];
+    let out = hosts
+        .faultline_system("coord", &ips, &store, &extra)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\n{}",
+        hosts.sshd_logs()
+    );
+    assert!(stdout.contains(": valid"), "{stdout}");
+    let run = run_dir(&store);
+    let test = json(&run.join("test.json"));
+    assert_eq!(test["args"]["backend"], "ssh", "{test}");
+    assert_eq!(test["args"]["system"], "coord", "{test}");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    for f in ["start-partition", "start-kill", "start-pause"] {
+        assert!(fs.iter().any(|x| x == f), "{f} happened: {fs:?}");
+    }
+    assert_eq!(fs.last().map(String::as_str), Some("stop-all"), "{fs:?}");
+    let clients_ok = clients_ok(&ops);
+    assert!(clients_ok > 50, "clients made progress: {clients_ok} ok");
+    for n in 1..=3 {
+        let remote = hosts.node_dir(n);
+        assert!(
+            remote.join("bin/faultline").is_file(),
+            "the controller uploaded its binary to n{n}: {}",
+            remote.display()
+        );
+        let log = std::fs::read_to_string(run.join(format!("nodes/n{n}/coord.log")))
+            .unwrap_or_else(|e| panic!("nodes/n{n}/coord.log collected: {e}"));
+        assert!(!log.is_empty(), "n{n} logged");
+    }
+    let strangers = hosts.strangers();
+    assert!(
+        strangers.is_empty(),
+        "teardown left processes in the namespaces: {strangers:?}"
+    );
+    for i in 0..3 {
+        let rules = hosts.chain_rules(i);
+        assert!(
+            !rules.contains("DROP"),
+            "partitions were healed on n{}: {rules}",
+            i + 1
+        );
+    }
 }
