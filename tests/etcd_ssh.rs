@@ -283,6 +283,23 @@ impl SshHosts {
         c
     }
 
+    /// After a run: no process but sshd left in the namespaces, and no DROP rule left.
+    fn assert_torn_down(&self) {
+        let strangers = self.strangers();
+        assert!(
+            strangers.is_empty(),
+            "teardown left processes in the namespaces: {strangers:?}"
+        );
+        for i in 0..3 {
+            let rules = self.chain_rules(i);
+            assert!(
+                !rules.contains("DROP"),
+                "partitions were healed on n{}: {rules}",
+                i + 1
+            );
+        }
+    }
+
     fn store(&self) -> PathBuf {
         self.dir.join("store")
     }
@@ -592,19 +609,7 @@ fn etcd_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
     );
     eprintln!("partitioned links seen dropping packets: {cut_links:?}");
 
-    let strangers = hosts.strangers();
-    assert!(
-        strangers.is_empty(),
-        "teardown left processes in the namespaces: {strangers:?}"
-    );
-    for i in 0..3 {
-        let rules = hosts.chain_rules(i);
-        assert!(
-            !rules.contains("DROP"),
-            "partitions were healed on n{}: {rules}",
-            i + 1
-        );
-    }
+    hosts.assert_torn_down();
 }
 
 #[test]
@@ -720,17 +725,5 @@ fn coord_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
             .unwrap_or_else(|e| panic!("nodes/n{n}/coord.log collected: {e}"));
         assert!(!log.is_empty(), "n{n} logged");
     }
-    let strangers = hosts.strangers();
-    assert!(
-        strangers.is_empty(),
-        "teardown left processes in the namespaces: {strangers:?}"
-    );
-    for i in 0..3 {
-        let rules = hosts.chain_rules(i);
-        assert!(
-            !rules.contains("DROP"),
-            "partitions were healed on n{}: {rules}",
-            i + 1
-        );
-    }
+    hosts.assert_torn_down();
 }
