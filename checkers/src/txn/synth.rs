@@ -968,7 +968,7 @@ fn scenario(plant: Plant, workload: Workload) -> Scenario {
         Plant::G1cRealtime => g1c_ordered(&b, false),
         Plant::GNonadjacentProcess => g_nonadjacent_ordered(&b, true),
         Plant::GNonadjacentRealtime => g_nonadjacent_ordered(&b, false),
-        Plant::G2ItemProcess => g2_item_process(&b),
+        Plant::G2ItemProcess => g2_item_ordered(&b, true),
         // T0 writes x=1 and then reads T1's x=2 instead of its own write.
         Plant::Internal => Scenario::concurrent(vec![
             b.ok(0, vec![b.put(X, 1), b.get(X, &[2])]),
@@ -1096,10 +1096,17 @@ fn g0_realtime_on(b: &Build, same_process: bool) -> Scenario {
 /// before T0 is invoked. T1 overlaps both T0 and T2, so the only real-time edge in the cycle is
 /// T2 -> T0 (a T1 -> T0 or T2 -> T1 edge would make a shorter G-single-realtime cycle instead).
 fn g2_item_realtime(b: &Build) -> Scenario {
+    g2_item_ordered(b, false)
+}
+
+/// [`g2_item_realtime`]; with `same_process` T2 and T0 run on one process, so the closing edge
+/// is a process edge (G2-item-process).
+fn g2_item_ordered(b: &Build, same_process: bool) -> Scenario {
+    let p2 = if same_process { 0 } else { 2 };
     let txns = vec![
         b.ok(0, vec![b.get(X, &[])]),
         b.ok(1, vec![b.put(X, 1), b.get(Y, &[])]),
-        b.ok(2, vec![b.put(Y, 1)]),
+        b.ok(p2, vec![b.put(Y, 1)]),
         b.ok(3, vec![b.get(X, &[1]), b.get(Y, &[1])]),
     ];
     use Step::*;
@@ -1156,31 +1163,6 @@ fn g_nonadjacent_ordered(b: &Build, same_process: bool) -> Scenario {
         Complete(2),
         Invoke(4),
         Complete(4),
-    ];
-    Scenario {
-        txns,
-        schedule: Schedule::InOrder(steps),
-    }
-}
-
-/// [`g2_item_realtime`] with T2 and T0 on one process, so the closing edge is a process edge.
-fn g2_item_process(b: &Build) -> Scenario {
-    let txns = vec![
-        b.ok(0, vec![b.get(X, &[])]),
-        b.ok(1, vec![b.put(X, 1), b.get(Y, &[])]),
-        b.ok(0, vec![b.put(Y, 1)]),
-        b.ok(3, vec![b.get(X, &[1]), b.get(Y, &[1])]),
-    ];
-    use Step::*;
-    let steps = vec![
-        Invoke(1),
-        Invoke(2),
-        Complete(2),
-        Invoke(0),
-        Complete(0),
-        Complete(1),
-        Invoke(3),
-        Complete(3),
     ];
     Scenario {
         txns,
