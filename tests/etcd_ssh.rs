@@ -439,6 +439,20 @@ fn drop_rules(listing: &str) -> Vec<(String, u64)> {
 }
 
 /// Runs a command that should be refused at start, within [`REFUSAL_TIMEOUT`].
+/// An 8-second run under partitions, kills and pauses every 2 seconds, from `seed`.
+fn faults(seed: &str) -> [&str; 8] {
+    [
+        "--time-limit",
+        "8",
+        "--nemesis",
+        "partition,kill,pause",
+        "--nemesis-interval",
+        "2",
+        "--seed",
+        seed,
+    ]
+}
+
 fn run_bounded(mut cmd: Command) -> (Output, Duration) {
     let started = Instant::now();
     let mut child = cmd
@@ -478,20 +492,7 @@ fn etcd_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
     let watch = DropWatch::start(hosts.namespaces.clone());
     let started = Instant::now();
     let out = hosts
-        .faultline(
-            &ips,
-            &store,
-            &[
-                "--time-limit",
-                "8",
-                "--nemesis",
-                "partition,kill,pause",
-                "--nemesis-interval",
-                "2",
-                "--seed",
-                &seed,
-            ],
-        )
+        .faultline(&ips, &store, &faults(&seed))
         .output()
         .unwrap();
     let elapsed = started.elapsed();
@@ -678,18 +679,8 @@ fn coord_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
     let store = hosts.store();
     let ips: Vec<&str> = hosts.ips.iter().map(String::as_str).collect();
     let seed = SEED.to_string();
-    let extra = [
-        "--time-limit",
-        "8",
-        "--nemesis",
-        "partition,kill,pause",
-        "--nemesis-interval",
-        "2",
-        "--seed",
-        &seed,
-    ];
     let out = hosts
-        .faultline_system("coord", &ips, &store, &extra)
+        .faultline_system("coord", &ips, &store, &faults(&seed))
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

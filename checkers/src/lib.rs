@@ -19,6 +19,7 @@ pub mod set;
 pub mod set_full;
 pub mod sim_time;
 pub mod synth;
+mod text;
 pub mod total_queue;
 pub mod txn;
 pub mod unique_ids;

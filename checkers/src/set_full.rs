@@ -343,8 +343,8 @@ fn report_anomalies(
     }
 }
 
-fn explain_lost(history: &History, r: &ElementResult) -> String {
-    let e = &r.state.element;
+/// Where an element became known present, and the read that began after and missed it.
+fn known_and_missed(history: &History, r: &ElementResult) -> (String, String) {
     let known = r
         .state
         .known
@@ -352,6 +352,12 @@ fn explain_lost(history: &History, r: &ElementResult) -> String {
     let missed = r
         .last_absent
         .map_or_else(String::new, |a| read_ref(history, a));
+    (known, missed)
+}
+
+fn explain_lost(history: &History, r: &ElementResult) -> String {
+    let e = &r.state.element;
+    let (known, missed) = known_and_missed(history, r);
     let seen = match r.last_present {
         Some(p) => format!(
             "the last read that saw it was invoked earlier, at {}, and no read invoked later saw \
@@ -368,13 +374,7 @@ fn explain_lost(history: &History, r: &ElementResult) -> String {
 
 fn explain_stale(history: &History, r: &ElementResult) -> String {
     let e = &r.state.element;
-    let known = r
-        .state
-        .known
-        .map_or_else(String::new, |k| describe_op(history, k));
-    let missed = r
-        .last_absent
-        .map_or_else(String::new, |a| read_ref(history, a));
+    let (known, missed) = known_and_missed(history, r);
     let seen = r
         .last_present
         .map_or_else(String::new, |p| read_ref(history, p));

@@ -14,6 +14,7 @@
 
 use super::{Failure, OpSummary, Outcome, Prefix, Validity};
 use crate::history::{History, OpType, Process, Value};
+use crate::text::clip;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -370,16 +371,6 @@ fn esc(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-/// At most `n` characters of `s`, with an ellipsis when cut.
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
-    out.push('…');
     out
 }
 

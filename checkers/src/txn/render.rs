@@ -15,6 +15,7 @@
 //!
 //! The module is pure: it returns strings and the caller writes the files.
 
+use crate::text::clip;
 use std::f64::consts::PI;
 use std::fmt::Write;
 
@@ -155,7 +156,7 @@ impl Plan {
             e.marker = kinds.iter().position(|k| *k == e.kind).unwrap_or(0);
         }
         Plan {
-            title: cut(&clean_line(&cycle.title), MAX_TITLE_CHARS),
+            title: clip(&clean_line(&cycle.title), MAX_TITLE_CHARS),
             nodes,
             edges,
             kinds,
@@ -171,7 +172,7 @@ impl Plan {
             .first()
             .map(String::as_str)
             .unwrap_or("");
-        cut(first, 24)
+        clip(first, 24)
     }
 }
 
@@ -195,7 +196,7 @@ fn plan_node(n: &NodeView) -> PlanNode {
     let label: Vec<String> = n
         .label
         .split('\n')
-        .map(|l| cut(&clean_line(l), MAX_LINE_CHARS))
+        .map(|l| clip(&clean_line(l), MAX_LINE_CHARS))
         .collect();
     PlanNode {
         label,
@@ -214,7 +215,7 @@ fn detail_lines(detail: &str) -> Vec<String> {
     let mut lines: Vec<String> = all
         .iter()
         .take(MAX_DETAIL_LINES)
-        .map(|l| cut(&clean_line(l), MAX_LINE_CHARS))
+        .map(|l| clip(&clean_line(l), MAX_LINE_CHARS))
         .collect();
     if all.len() > MAX_DETAIL_LINES {
         lines.push(format!("... {} more", all.len() - MAX_DETAIL_LINES));
@@ -232,8 +233,8 @@ fn plan_edges(cycle: &CycleView, shown: usize, truncated: bool) -> Vec<PlanEdge>
             out.push(PlanEdge {
                 from,
                 to,
-                kind: cut(&clean_line(&e.kind), MAX_KIND_CHARS),
-                why: cut(&clean_line(&e.why), MAX_WHY_CHARS),
+                kind: clip(&clean_line(&e.kind), MAX_KIND_CHARS),
+                why: clip(&clean_line(&e.why), MAX_WHY_CHARS),
                 marker: 0,
             });
         }
@@ -271,16 +272,6 @@ fn clean_line(s: &str) -> String {
 /// U+FFFE and U+FFFF are not XML characters.
 fn is_xml_nonchar(c: char) -> bool {
     c == '\u{FFFE}' || c == '\u{FFFF}'
-}
-
-/// At most `max_chars` characters, the last one an ellipsis when cut.
-fn cut(s: &str, max_chars: usize) -> String {
-    if s.chars().count() <= max_chars {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max_chars.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
