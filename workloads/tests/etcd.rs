@@ -393,7 +393,13 @@ async fn stale_cache_histories_are_not_linearizable() {
         .failure
         .as_ref()
         .expect("an invalid verdict explains itself");
-    assert_eq!(failure.op.f, "read", "{explanation}");
+    // The search gets stuck at an op that observes the value: usually the stale read itself,
+    // but when the stale reads pin an order first, a cas they make impossible (a blind write
+    // can always be placed, so it is never the stuck op).
+    assert!(
+        ["read", "cas"].contains(&failure.op.f.as_str()),
+        "{explanation}"
+    );
     assert!(failure.key.is_some(), "{explanation}");
     assert!(explanation.contains("not linearizable"), "{explanation}");
     assert!(!failure.prefixes.is_empty(), "{explanation}");
