@@ -67,6 +67,11 @@ pub trait Machine: Sized {
     type Request: Clone + Debug + Serialize + DeserializeOwned;
     /// What nodes tell clients: replies and pushed events such as watch notifications.
     type Response: Clone + Debug + Serialize + DeserializeOwned;
+    /// What a node records for checkers that read a system's own event log (votes,
+    /// decisions, forced log records, checkpoints, messages). Each serializes to a JSON
+    /// object; the runtime adds `time` and `node`. Cores with nothing to record use `()`,
+    /// which the runtimes never write.
+    type Event: Clone + Debug + Serialize;
 
     /// Starts a node from what its disk holds (nothing on first boot). Fails when the disk
     /// holds something the core cannot trust; the runtime then refuses to start the node.
@@ -127,6 +132,8 @@ pub struct Effects<M: Machine> {
     pub writes: Vec<Write>,
     /// Connections the core wants closed (after their pending replies).
     pub closes: Vec<ClientId>,
+    /// Things that happened, in order, for the node's event log.
+    pub events: Vec<M::Event>,
 }
 
 impl<M: Machine> Default for Effects<M> {
@@ -136,6 +143,7 @@ impl<M: Machine> Default for Effects<M> {
             replies: Vec::new(),
             writes: Vec::new(),
             closes: Vec::new(),
+            events: Vec::new(),
         }
     }
 }
@@ -159,11 +167,16 @@ impl<M: Machine> Effects<M> {
         self.closes.push(client);
     }
 
+    pub fn record(&mut self, event: M::Event) {
+        self.events.push(event);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sends.is_empty()
             && self.replies.is_empty()
             && self.writes.is_empty()
             && self.closes.is_empty()
+            && self.events.is_empty()
     }
 
     /// Takes everything out, leaving `self` empty for the next step.

@@ -4,7 +4,8 @@
 //! ```text
 //! faultline-node coord --id 1 --peers 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \
 //!     --peer-listen 0.0.0.0:7001 --client-listen 0.0.0.0:7000 --data /var/lib/coord \
-//!     --cluster run-42 [--seed 7] [--bug stale-sync] [--clock-offset-file FILE]
+//!     --cluster run-42 [--seed 7] [--bug stale-sync] [--clock-offset-file FILE] \
+//!     [--events FILE]
 //! ```
 //!
 //! Exit status: 0 after SIGTERM or SIGINT, 2 for bad arguments, 1 when the node fails
@@ -65,6 +66,10 @@ struct Common {
     /// A file holding a signed offset in ms for this node's clock (clock faults).
     #[arg(long)]
     clock_offset_file: Option<PathBuf>,
+    /// Append the core's events to FILE as JSON lines, for the event-log checkers (a system
+    /// that records none writes nothing).
+    #[arg(long = "events", value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 fn parse_peers(specs: &[String]) -> Result<BTreeMap<NodeId, SocketAddr>> {
@@ -137,6 +142,7 @@ fn run_coord(args: Common) -> Result<()> {
         seed: args.seed,
         cluster: args.cluster,
         clock_offset_file: args.clock_offset_file,
+        events_file: args.events,
         limits: storage::Limits::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -165,5 +171,37 @@ async fn shutdown() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(extra: &[&str]) -> Common {
+        let mut args = vec![
+            "faultline-node",
+            "coord",
+            "--id",
+            "1",
+            "--peers",
+            "1=127.0.0.1:7001",
+            "--client-listen",
+            "127.0.0.1:7000",
+            "--data",
+            "d",
+            "--cluster",
+            "c",
+        ];
+        args.extend_from_slice(extra);
+        let System::Coord(common) = Cli::try_parse_from(args).unwrap().system;
+        common
+    }
+
+    #[test]
+    fn the_events_file_is_optional() {
+        assert_eq!(common(&[]).events, None);
+        let with = common(&["--events", "n1.events.jsonl"]);
+        assert_eq!(with.events, Some(PathBuf::from("n1.events.jsonl")));
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::disk::{DiskReport, DiskThread};
+use crate::events::EventLog;
 use crate::{clients, peers, NodeError, NodeOptions, MAX_PENDING_INPUTS};
 use machine::{Boot, ClientId, Effects, Input, Machine, NodeId, TICK_MS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,6 +49,11 @@ where
     if !report.is_clean() {
         tracing::warn!(?report, "recovered from a damaged disk");
     }
+    // Opened before the core boots, because booting may record events.
+    let events = match &opts.events_file {
+        Some(path) => Some(EventLog::open(path, opts.id)?),
+        None => None,
+    };
     let (disk_tx, mut disk_rx) = mpsc::unbounded_channel();
     let disk = DiskThread::start(store, disk_tx);
     let mut clock = Clock::new(opts.clock_offset_file.clone());
@@ -71,6 +77,7 @@ where
             .collect(),
         clients: HashMap::new(),
         disk,
+        events,
     };
     let member_set: BTreeSet<NodeId> = members.iter().copied().collect();
     let acceptors = [
@@ -116,6 +123,8 @@ struct Links<M: Machine> {
     peers: BTreeMap<NodeId, mpsc::Sender<M::Peer>>,
     clients: HashMap<ClientId, mpsc::Sender<M::Response>>,
     disk: DiskThread,
+    /// The event log, if the node keeps one.
+    events: Option<EventLog>,
 }
 
 impl<M: Machine> Links<M> {
@@ -144,6 +153,7 @@ impl<M: Machine> Links<M> {
             replies,
             writes,
             closes,
+            events,
         } = out.take();
         for w in writes {
             self.disk.submit(w).map_err(NodeError::Disk)?;
@@ -164,6 +174,10 @@ impl<M: Machine> Links<M> {
         }
         for client in closes {
             self.clients.remove(&client);
+        }
+        // After the step's other effects, so a line never claims more than was dispatched.
+        if let Some(log) = &mut self.events {
+            log.write_step(events)?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! - [`peers`]: a connection per peer, redialled when it breaks, and the peer listener.
 //! - [`clients`]: the client listener and one reader and writer per connection.
 //! - [`driver`]: the loop that owns the core.
+//! - [`events`]: the core's events as JSON lines in a file, for the event-log checkers.
 //! - [`cli`]: the `faultline-node` command line.
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod clients;
 pub mod clock;
 pub mod disk;
 pub mod driver;
+pub mod events;
 pub mod frame;
 pub mod peers;
 
@@ -51,6 +53,9 @@ pub struct NodeOptions {
     pub cluster: String,
     /// A file holding a signed millisecond offset for this node's clock; re-read as it runs.
     pub clock_offset_file: Option<PathBuf>,
+    /// Where to append the core's events as JSON lines (see [`events`]); one file per node.
+    /// Without it, events are dropped.
+    pub events_file: Option<PathBuf>,
     pub limits: storage::Limits,
 }
 
@@ -69,4 +74,6 @@ pub enum NodeError {
     NotAMember { id: NodeId, peers: Vec<NodeId> },
     #[error("the disk thread stopped: {0}")]
     Disk(String),
+    #[error(transparent)]
+    Events(#[from] events::EventLogError),
 }

@@ -1,9 +1,11 @@
 //! The driver with a small core of its own over real TCP and real files: a tally that
-//! persists every addition before acknowledging it and gossips its total to its peers.
+//! persists every addition before acknowledging it, gossips its total to its peers and records
+//! events (a checkpoint at boot, a forced record and a commit per durable addition).
 
 use machine::{wire, Boot, BootError, ClientId, DiskOp, Durable, Effects, Input, Machine, NodeId};
 use node::{driver, NodeOptions};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{Read, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -26,6 +28,23 @@ struct Tally {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Gossip(u64);
 
+/// What the tally records: an event of the checkers' log, or `Nothing`, which serializes to
+/// `null` (as `()` does) and must not be written.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+enum Recorded {
+    Event(TallyEvent),
+    Nothing,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+enum TallyEvent {
+    Checkpoint { id: String },
+    Log { txn: u64, record: &'static str },
+    Commit { txn: u64 },
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Req {
     Add(u64),
@@ -42,6 +61,7 @@ enum Resp {
 
 impl Machine for Tally {
     type Config = ();
+    type Event = Recorded;
     type Peer = Gossip;
     type Request = Req;
     type Response = Resp;
@@ -49,9 +69,13 @@ impl Machine for Tally {
     fn boot(
         boot: Boot<'_, ()>,
         durable: Durable,
-        _out: &mut Effects<Self>,
+        out: &mut Effects<Self>,
     ) -> Result<Self, BootError> {
         let mut total = 0u64;
+        let adds = durable.logs.get("adds").map_or(0, |l| l.records.len());
+        out.record(Recorded::Event(TallyEvent::Checkpoint {
+            id: format!("adds-{adds}"),
+        }));
         if let Some(log) = durable.logs.get("adds") {
             for r in &log.records {
                 let bytes: [u8; 8] = r
@@ -107,8 +131,13 @@ impl Machine for Tally {
                     .iter()
                     .take_while(|(t, ..)| *t <= token)
                     .count();
-                for (_, client, total) in self.pending.drain(..done) {
+                for (txn, client, total) in self.pending.drain(..done) {
                     out.reply(client, Resp::Total(total));
+                    out.record(Recorded::Event(TallyEvent::Log {
+                        txn,
+                        record: "commit",
+                    }));
+                    out.record(Recorded::Event(TallyEvent::Commit { txn }));
                 }
             }
             Input::Peer { from, msg } => {
@@ -116,6 +145,7 @@ impl Machine for Tally {
             }
             Input::Tick => {
                 self.ticks += 1;
+                out.record(Recorded::Nothing);
                 if self.ticks % 5 == 0 {
                     for &m in &self.members {
                         if m != self.id {
@@ -156,6 +186,7 @@ fn start(
     dir: &Path,
     cluster: &str,
     offset_file: Option<&Path>,
+    events_file: Option<&Path>,
 ) -> Running {
     let (client_listener, client_addr) = bind();
     let opts = NodeOptions {
@@ -165,6 +196,7 @@ fn start(
         seed: 1,
         cluster: cluster.into(),
         clock_offset_file: offset_file.map(Path::to_path_buf),
+        events_file: events_file.map(Path::to_path_buf),
         limits: storage::Limits::default(),
     };
     let (tx, rx) = oneshot::channel::<()>();
@@ -194,7 +226,15 @@ fn start(
 
 fn single(dir: &Path, offset_file: Option<&Path>) -> Running {
     let (pl, pa) = bind();
-    start(1, BTreeMap::from([(1, pa)]), pl, dir, "t", offset_file)
+    start(
+        1,
+        BTreeMap::from([(1, pa)]),
+        pl,
+        dir,
+        "t",
+        offset_file,
+        None,
+    )
 }
 
 struct Client(TcpStream);
@@ -285,8 +325,8 @@ fn peers_gossip_and_a_node_of_another_cluster_is_refused() {
     let (l2, a2) = bind();
     let (l3, a3) = bind();
     let peers = BTreeMap::from([(1, a1), (2, a2)]);
-    let n1 = start(1, peers.clone(), l1, dirs[0].path(), "blue", None);
-    let n2 = start(2, peers, l2, dirs[1].path(), "blue", None);
+    let n1 = start(1, peers.clone(), l1, dirs[0].path(), "blue", None, None);
+    let n2 = start(2, peers, l2, dirs[1].path(), "blue", None, None);
     // Node 3 believes it is node 2 of a cluster that shares node 1's address.
     let n3 = start(
         2,
@@ -294,6 +334,7 @@ fn peers_gossip_and_a_node_of_another_cluster_is_refused() {
         l3,
         dirs[2].path(),
         "green",
+        None,
         None,
     );
     let mut c2 = Client::connect(n2.client_addr);
@@ -348,7 +389,113 @@ fn the_clock_offset_file_moves_the_cores_clock() {
 fn a_node_missing_from_its_peer_list_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let (pl, pa) = bind();
-    let node = start(3, BTreeMap::from([(1, pa)]), pl, dir.path(), "t", None);
+    let node = start(
+        3,
+        BTreeMap::from([(1, pa)]),
+        pl,
+        dir.path(),
+        "t",
+        None,
+        None,
+    );
     let err = node.stop().unwrap_err();
     assert!(err.contains("node 3 is not among the peers"), "{err}");
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Node 2, alone, with an events file and a clock offset of an hour.
+fn evented(dir: &Path) -> Running {
+    let (pl, pa) = bind();
+    let offset = dir.join("clock-offset");
+    std::fs::write(&offset, "+3600").unwrap();
+    let events = dir.join("n2.events.jsonl");
+    let peers = BTreeMap::from([(2, pa)]);
+    start(
+        2,
+        peers,
+        pl,
+        &dir.join("data"),
+        "t",
+        Some(&offset),
+        Some(&events),
+    )
+}
+
+#[test]
+fn events_are_appended_as_whole_json_lines_with_wall_clock_time_and_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n2.events.jsonl");
+    let before_ns = wall_ns();
+    let node = evented(dir.path());
+    let mut c = Client::connect(node.client_addr);
+    for n in [5, 7] {
+        c.send(&Req::Add(n));
+        assert!(matches!(c.recv(), Resp::Total(_)));
+    }
+    std::thread::sleep(Duration::from_millis(100)); // ticks record only nulls
+    node.stop().unwrap();
+    let node = evented(dir.path());
+    node.stop().unwrap();
+    let after_ns = wall_ns();
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'), "whole lines: {text:?}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let mut last_ns = before_ns;
+    for l in &lines {
+        assert_eq!(l["node"], "n2", "{l}");
+        let time_ns = l["time"].as_u64().expect("integer nanoseconds");
+        // Wall-clock time, untouched by the core's clock offset, and never going back.
+        assert!((last_ns..=after_ns).contains(&time_ns), "{l}");
+        last_ns = time_ns;
+    }
+    let shape: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            let mut fields = l.as_object().unwrap().clone();
+            fields.remove("time");
+            fields.remove("node");
+            serde_json::Value::Object(fields)
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            json!({"event": "checkpoint", "id": "adds-0"}),
+            json!({"event": "log", "txn": 1, "record": "commit"}),
+            json!({"event": "commit", "txn": 1}),
+            json!({"event": "log", "txn": 2, "record": "commit"}),
+            json!({"event": "commit", "txn": 2}),
+            json!({"event": "checkpoint", "id": "adds-2"}),
+        ]
+    );
+    let events = checkers::atomic_commit::parse_events("n2.events.jsonl", &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (events.events.len(), events.nodes.as_slice()),
+        (6, &["n2".to_string()][..])
+    );
+}
+
+#[test]
+fn an_events_file_that_cannot_be_opened_stops_the_node_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pl, pa) = bind();
+    let events = dir.path().join("missing").join("n1.events.jsonl");
+    let peers = BTreeMap::from([(1, pa)]);
+    let node = start(1, peers, pl, dir.path(), "t", None, Some(&events));
+    let err = node.stop().unwrap_err();
+    assert!(
+        err.contains("event log") && err.contains("missing"),
+        "{err}"
+    );
 }

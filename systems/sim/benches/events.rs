@@ -20,6 +20,7 @@ struct Relay {
 
 impl Machine for Relay {
     type Config = ();
+    type Event = ();
     type Peer = u64;
     type Request = ();
     type Response = ();

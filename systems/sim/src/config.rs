@@ -18,6 +18,10 @@ pub struct Limits {
     pub max_queue: usize,
     /// Events in the recorded history.
     pub max_history_ops: usize,
+    /// Lines in the event log (see `SimConfig::record_events`).
+    pub max_events: usize,
+    /// Bytes of the event log.
+    pub max_event_bytes: usize,
     /// Inputs waiting for a paused node; past it, peer messages and requests are dropped (a
     /// frozen process's socket buffers fill up too).
     pub max_paused_inbox: usize,
@@ -32,6 +36,8 @@ impl Default for Limits {
             max_time_ms: 24 * 3600 * 1000,
             max_queue: 1_000_000,
             max_history_ops: 2_000_000,
+            max_events: 2_000_000,
+            max_event_bytes: 256 << 20,
             max_paused_inbox: 10_000,
             max_clients: 10_000,
         }
@@ -56,6 +62,12 @@ pub struct SimConfig {
     pub trace: TraceConfig,
     /// Whether faults are recorded in the history as `nemesis` info events.
     pub record_nemesis: bool,
+    /// Whether the run keeps an event log (`Sim::events_jsonl`): the events cores record
+    /// with `Effects::record`, plus `crash`, `recover`, `fault` and `heal` lines from the
+    /// simulator. Turn it on for systems whose `Machine::Event` is not `()`; with it off,
+    /// a core that records an event stops the run (`ErrorKind::EventsOff`), because a log
+    /// without the simulator's own lines would mislead the checkers.
+    pub record_events: bool,
 }
 
 impl Default for SimConfig {
@@ -71,6 +83,7 @@ impl Default for SimConfig {
             limits: Limits::default(),
             trace: TraceConfig::default(),
             record_nemesis: true,
+            record_events: false,
         }
     }
 }
@@ -105,6 +118,12 @@ impl SimConfig {
         assert!(
             l.max_steps > 0 && l.max_time_ms > 0 && l.max_queue > 0,
             "zero limit"
+        );
+        assert!(
+            l.max_events <= checkers::atomic_commit::MAX_EVENTS,
+            "max_events {} over the checkers' limit of {}",
+            l.max_events,
+            checkers::atomic_commit::MAX_EVENTS
         );
     }
 }

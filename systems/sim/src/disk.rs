@@ -72,9 +72,16 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
+    /// An empty disk.
+    #[cfg(test)]
     pub fn new() -> Disk {
+        Disk::with_synced(Durable::default())
+    }
+
+    /// A disk that already holds `synced`, durably.
+    pub fn with_synced(synced: Durable) -> Disk {
         Disk {
-            synced: Durable::default(),
+            synced,
             pending: VecDeque::new(),
             last_done_ms: 0,
             generation: 0,

@@ -45,6 +45,26 @@ pub enum ErrorKind {
     Deadline { max_ms: u64 },
     #[error("the history exceeded its limit of {limit} events")]
     HistoryFull { limit: usize },
+    #[error("the event log exceeded its limit of {limit} events")]
+    EventLogFull { limit: usize },
+    #[error("the event log exceeded its limit of {limit_bytes} bytes")]
+    EventLogTooLarge { limit_bytes: usize },
+    /// A core recorded an event the log cannot hold: not a JSON object, or one that sets
+    /// `time` or `node` itself. The real runtime could not write it either.
+    #[error("n{node} recorded an event that {problem}: {event}")]
+    BadEvent {
+        node: NodeId,
+        problem: String,
+        /// The event's `Debug` text, shortened.
+        event: String,
+    },
+    /// A core recorded an event while `SimConfig::record_events` is off. Refused rather than
+    /// dropped, so that a checker never judges an empty or crash-less log by mistake.
+    #[error(
+        "n{node} recorded an event ({event}), but SimConfig::record_events is off: turn it on \
+         for systems that record events, so the log also holds the crashes and faults"
+    )]
+    EventsOff { node: NodeId, event: String },
 }
 
 /// A run that stopped: what happened, and the coordinates to replay it.

@@ -23,6 +23,15 @@
 //!   random directed links), crashes, pauses, clock jumps and loss bursts, each ending on its
 //!   own schedule, with at most a minority down by default.
 //!
+//! Systems that record events (`Machine::Event` other than `()`, `Effects::record`) get an
+//! event log for the checkers of `checkers::atomic_commit`, `recovery_line` and
+//! `consistent_cut`: set `SimConfig::record_events`, then read `Sim::events_jsonl` (or the
+//! parsed `Sim::events`). Each core event becomes one line with the virtual time in ns and the
+//! node (`"n2"`) added, in the order the simulator processed them; the simulator adds `crash`,
+//! `recover`, `fault` and `heal` lines (see `sim/events.rs` for exactly when). The log is
+//! bounded by `Limits::max_events` and `max_event_bytes`. `Sim::with_disks` boots nodes from
+//! given disk contents, e.g. blobs restored from another cluster's snapshot.
+//!
 //! Usage (`tests/sim/register.rs` is a complete, living example):
 //!
 //! ```ignore
@@ -42,6 +51,7 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod error;
+mod event_log;
 pub mod fault;
 pub mod history;
 pub mod net;
@@ -57,6 +67,7 @@ pub use clock::ClockConfig;
 pub use config::{Limits, SimConfig, MAX_NODES};
 pub use disk::{CrashLoss, CrashReport, DiskConfig};
 pub use error::{ErrorKind, SimError};
+pub use event_log::MAX_EVENT_LINE_BYTES;
 pub use fault::{Fault, FaultConfig, FaultWeights};
 pub use history::check_linearizable;
 pub use net::{Latency, NetConfig};

@@ -62,6 +62,7 @@ impl Cluster {
                     seed: i as u64,
                     cluster: "coord-client-tests".into(),
                     clock_offset_file: None,
+                    events_file: None,
                     limits: storage::Limits::default(),
                 };
                 Some(run_node(opts, pl, cl))

@@ -120,6 +120,7 @@ impl Machine for CoordServer {
     type Peer = PeerMsg;
     type Request = ClientMsg;
     type Response = ServerMsg;
+    type Event = ();
 
     fn boot(
         boot: Boot<'_, CoordConfig>,

@@ -35,6 +35,9 @@ impl<M: Machine> Sim<M> {
         }
         match fault {
             Fault::Partition { links } => {
+                if !links.is_empty() {
+                    self.log_fault();
+                }
                 for (from, to) in links {
                     self.links.block(from, to);
                 }
@@ -43,18 +46,24 @@ impl<M: Machine> Sim<M> {
             Fault::Crash { node } => self.crash_node(node),
             Fault::Restart { node } => {
                 if !self.is_up(node) {
+                    self.log_recover(node);
                     self.boot(node);
                 }
             }
             Fault::Pause { node } => self.pause_node(node),
             Fault::Resume { node } => self.resume_node(node),
-            Fault::ClockJump { node, delta_ms } => self.slot_mut(node).clock.jump(delta_ms),
+            Fault::ClockJump { node, delta_ms } => {
+                self.log_fault();
+                self.slot_mut(node).clock.jump(delta_ms);
+            }
             Fault::LossBurst { loss } => {
                 assert!((0.0..=1.0).contains(&loss), "loss {loss} not a probability");
+                self.log_fault();
                 self.burst_loss = Some(loss);
             }
             Fault::LossEnd => self.burst_loss = None,
         }
+        self.log_heal_if_clear();
     }
 
     /// Blocks these directed links (on top of those already blocked).
@@ -150,6 +159,7 @@ impl<M: Machine> Sim<M> {
         node.incarnation += 1;
         node.last_crash = Some(node.disk.crash(mode, &mut self.streams.disk));
         self.stats.crashes += 1;
+        self.log_crash(id);
         self.stop_ticks(id);
         self.drop_node_conns(id, old_incarnation);
     }
@@ -178,6 +188,7 @@ impl<M: Machine> Sim<M> {
         }
         node.paused = true;
         self.stats.pauses += 1;
+        self.log_fault();
         self.stop_ticks(id);
     }
 

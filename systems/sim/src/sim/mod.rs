@@ -8,6 +8,7 @@
 //! which the trace hash checks.
 
 mod clients;
+mod events;
 mod faults;
 mod nodes;
 mod run;
@@ -17,14 +18,17 @@ use crate::clock::Clock;
 use crate::config::{Limits, SimConfig};
 use crate::disk::{CrashReport, Disk};
 use crate::error::{ErrorKind, SimError};
+use crate::event_log::EventLog;
 use crate::fault::Fault;
 use crate::history::Recorder;
 use crate::net::Links;
 use crate::node::{Cluster, Node, Ticks};
 use crate::queue::EventQueue;
 use crate::trace::Trace;
+use checkers::atomic_commit::{self, Events};
 use checkers::history::{History, HistoryError, Op};
 use checkers::rng::Rng;
+use checkers::verdict::BadHistory;
 use machine::{ClientId, Durable, Effects, Machine, NodeId};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -180,6 +184,9 @@ pub struct Sim<M: Machine> {
     next_conn: ClientId,
     next_process: u64,
     recorder: Recorder,
+    events: EventLog,
+    /// A fault, crash or pause was logged and no `heal` line since.
+    unhealed: bool,
     trace: Trace,
     stats: Stats,
     invariant: Option<Invariant<M>>,
@@ -194,14 +201,33 @@ pub struct Sim<M: Machine> {
 pub type Invariant<M> = Box<dyn FnMut(&Cluster<'_, M>) -> Result<(), String>>;
 
 impl<M: Machine> Sim<M> {
-    /// Builds the cluster and boots every node at time 0. Fails if a node refuses to boot.
-    /// Panics on a nonsensical `config` (see `SimConfig::check`).
+    /// Builds the cluster and boots every node at time 0 from an empty disk. Fails if a node
+    /// refuses to boot. Panics on a nonsensical `config` (see `SimConfig::check`).
     pub fn new(
         seed: u64,
         config: SimConfig,
         machine_config: M::Config,
     ) -> Result<Sim<M>, SimError> {
+        Sim::with_disks(seed, config, machine_config, BTreeMap::new())
+    }
+
+    /// Like [`Sim::new`], but the nodes in `disks` boot from what it gives them (durably
+    /// written, as if an earlier life had left it): a test boots a new cluster from blobs
+    /// restored from another cluster's snapshot this way. Nodes not in `disks` start empty.
+    /// Panics if `disks` names a node that is not a member (a test's setup bug).
+    pub fn with_disks(
+        seed: u64,
+        config: SimConfig,
+        machine_config: M::Config,
+        mut disks: BTreeMap<NodeId, Durable>,
+    ) -> Result<Sim<M>, SimError> {
         config.check();
+        if let Some(&n) = disks.keys().find(|&&n| n == 0 || n > config.nodes) {
+            panic!(
+                "a disk for n{n}, which is not a member of 1..={}",
+                config.nodes
+            );
+        }
         let mut master = Rng::new(seed);
         let mut streams = Streams::new(&mut master);
         let members: Vec<NodeId> = (1..=config.nodes).collect();
@@ -212,7 +238,7 @@ impl<M: Machine> Sim<M> {
                 machine: None,
                 paused: false,
                 incarnation: 0,
-                disk: Disk::new(),
+                disk: Disk::with_synced(disks.remove(&id).unwrap_or_default()),
                 clock: Clock::new(&config.clock, &mut streams.clock),
                 ticks: Ticks::default(),
                 inbox: VecDeque::new(),
@@ -226,6 +252,8 @@ impl<M: Machine> Sim<M> {
             queue: EventQueue::new(config.limits.max_queue),
             links: Links::new(members.len()),
             recorder: Recorder::new(config.limits.max_history_ops),
+            events: EventLog::default(),
+            unhealed: false,
             trace: Trace::new(config.trace.clone()),
             members,
             now_ms: 0,
@@ -363,6 +391,25 @@ impl<M: Machine> Sim<M> {
     /// The history as JSON lines, as `faultline check` reads it.
     pub fn history_jsonl(&self) -> String {
         self.recorder.jsonl()
+    }
+
+    /// The event log so far as JSON lines (empty unless `SimConfig::record_events`), the
+    /// format `checkers::atomic_commit::parse_events` reads; see `event_log` for the lines.
+    pub fn events_jsonl(&self) -> &str {
+        self.events.text()
+    }
+
+    /// Lines in the event log so far.
+    pub fn events_len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The event log parsed by the checkers' reader, named after the seed in its errors.
+    pub fn events(&self) -> Result<Events, BadHistory> {
+        atomic_commit::parse_events(
+            &format!("sim-seed-{}-events.jsonl", self.seed),
+            self.events.text(),
+        )
     }
 
     fn slot(&self, id: NodeId) -> &Node<M> {

@@ -138,6 +138,7 @@ impl<M: Machine> Sim<M> {
 
     /// Carries out and empties `out`, keeping its allocations for the next step.
     fn apply_effects(&mut self, id: NodeId, out: &mut Effects<M>) {
+        self.log_core_events(id, &mut out.events);
         for write in out.writes.drain(..) {
             self.submit_write(id, write);
         }

@@ -1,12 +1,15 @@
-//! The simulator's own tests, on two toy cores: `probe` for mechanics, `pb` (a primary-backup
-//! register with bug switches) for the end-to-end story of finding a bug by seed sweep.
+//! The simulator's own tests, on three toy cores: `probe` for mechanics, `pb` (a primary-backup
+//! register with bug switches) for the end-to-end story of finding a bug by seed sweep, and
+//! `journal`, which records events, for the event log.
 
+mod journal;
 mod pb;
 mod probe;
 
 mod clients;
 mod determinism;
 mod disk;
+mod events;
 mod faults;
 mod limits;
 mod network;

@@ -81,6 +81,7 @@ impl Machine for Pb {
     type Peer = PbPeer;
     type Request = PbReq;
     type Response = PbResp;
+    type Event = ();
 
     fn boot(
         boot: Boot<'_, Bug>,

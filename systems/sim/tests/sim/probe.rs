@@ -72,6 +72,7 @@ impl Machine for Probe {
     type Peer = Ping;
     type Request = EchoReq;
     type Response = EchoResp;
+    type Event = ();
 
     fn boot(
         boot: Boot<'_, ProbeConfig>,

@@ -1,0 +1,114 @@
+//! The store's settings and its planted bugs.
+
+/// Bug switches, named as `--bug` takes them.
+pub const BUG_NAMES: [&str; 5] = [
+    "commit-before-log",
+    "vote-before-force",
+    "decide-alone",
+    "snapshot-without-markers",
+    "checkpoint-skips-forced",
+];
+
+/// Planted bugs, each breaking one rule the protocol needs. All off by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// The coordinator sends COMMIT (and answers the client) before its commit record is
+    /// durable. A crash in between leaves participants committed and a coordinator that
+    /// recovers with `start` and no decision, so aborts.
+    pub commit_before_log: bool,
+    /// A participant votes yes before its `yes` record is durable. A crash in between
+    /// forgets the vote; the recovered participant aborts a transaction others commit.
+    pub vote_before_force: bool,
+    /// A participant that recovers in doubt decides abort alone after one timeout instead
+    /// of waiting for somebody who knows.
+    pub decide_alone: bool,
+    /// Snapshot markers are not piggybacked on Prepare and Finish messages; nodes learn of a
+    /// snapshot only from its broadcast, so a transaction may fall on both sides of a cut.
+    pub snapshot_without_markers: bool,
+    /// A node receiving a message stamped with a higher checkpoint index delivers it
+    /// without first taking the forced checkpoint, so a later checkpoint of that index
+    /// records a receive whose send the sender's checkpoint does not.
+    pub checkpoint_skips_forced: bool,
+}
+
+impl Bugs {
+    /// Parses `--bug` names; an unknown name is an error listing the known ones.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Bugs, String> {
+        let mut bugs = Bugs::default();
+        for name in names {
+            match name {
+                "commit-before-log" => bugs.commit_before_log = true,
+                "vote-before-force" => bugs.vote_before_force = true,
+                "decide-alone" => bugs.decide_alone = true,
+                "snapshot-without-markers" => bugs.snapshot_without_markers = true,
+                "checkpoint-skips-forced" => bugs.checkpoint_skips_forced = true,
+                other => {
+                    return Err(format!(
+                        "unknown bug {other:?}; known bugs: {}",
+                        BUG_NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(bugs)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TwoPcConfig {
+    pub bugs: Bugs,
+    /// The coordinator aborts a transaction whose votes are not all in by then.
+    pub vote_timeout_ms: u64,
+    /// How often the coordinator resends an unacknowledged decision, and an in-doubt
+    /// participant asks again who knows the decision.
+    pub retry_ms: u64,
+    /// A participant that voted yes starts the termination protocol after this long
+    /// without a decision.
+    pub decision_timeout_ms: u64,
+    /// The coordinator gives a snapshot up when its parts are not all in by then.
+    pub snapshot_timeout_ms: u64,
+    /// Basic (timer) checkpoints of each node, independent of the others.
+    pub checkpoint_interval_ms: u64,
+    /// Transactions the coordinator runs at once; more are refused as busy.
+    pub max_active_txns: usize,
+    /// Decided transactions a participant remembers while the coordinator's horizon
+    /// (below which everyone has acknowledged) does not move; beyond it votes are no.
+    pub max_remembered_txns: usize,
+    /// Operations in one transaction.
+    pub max_ops_per_txn: usize,
+    /// Keys one shard holds.
+    pub max_keys_per_shard: usize,
+    /// Inputs a node holds back while a checkpoint or its boot record becomes durable.
+    pub max_held_inputs: usize,
+    /// Committed transaction ids a shard lists in its final state; beyond, the list says
+    /// it is truncated.
+    pub max_applied_listed: usize,
+}
+
+impl Default for TwoPcConfig {
+    fn default() -> Self {
+        TwoPcConfig {
+            bugs: Bugs::default(),
+            vote_timeout_ms: 500,
+            retry_ms: 100,
+            decision_timeout_ms: 300,
+            snapshot_timeout_ms: 5_000,
+            checkpoint_interval_ms: 1_000,
+            max_active_txns: 1_000,
+            max_remembered_txns: 100_000,
+            max_ops_per_txn: 64,
+            max_keys_per_shard: 1_000_000,
+            max_held_inputs: 10_000,
+            max_applied_listed: 1_000_000,
+        }
+    }
+}
+
+impl TwoPcConfig {
+    pub fn with_bugs(bugs: Bugs) -> Self {
+        TwoPcConfig {
+            bugs,
+            ..TwoPcConfig::default()
+        }
+    }
+}
