@@ -27,6 +27,7 @@
 //! - On restart a node is booted afresh from `Durable`, what its disk held; nothing else of
 //!   its memory survives.
 
+pub mod event_line;
 pub mod wire;
 
 use serde::de::DeserializeOwned;
@@ -234,6 +235,30 @@ impl DiskOp {
     }
 }
 
+/// A system's planted bugs by name, as `--bug` takes them: each entry switches one on.
+pub type BugTable<B> = [(&'static str, fn(&mut B))];
+
+/// Parses `--bug` names against `table`; an unknown name is an error listing the known ones.
+pub fn parse_bugs<'a, B: Default>(
+    names: impl IntoIterator<Item = &'a str>,
+    table: &BugTable<B>,
+) -> Result<B, String> {
+    let mut bugs = B::default();
+    for name in names {
+        match table.iter().find(|(known, _)| *known == name) {
+            Some((_, switch_on)) => switch_on(&mut bugs),
+            None => {
+                let known: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown bug {name:?}; known bugs: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(bugs)
+}
+
 /// Log and blob names: 1 to `MAX_NAME_LEN` of `[a-z0-9_-]`, so they are safe file names.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -365,6 +390,19 @@ mod tests {
             name: "epoch".into(),
         });
         assert!(d.blobs.is_empty());
+    }
+
+    #[test]
+    fn bugs_parse_by_name_and_unknown_names_list_the_known() {
+        #[derive(Default, Debug, PartialEq)]
+        struct Bugs {
+            a: bool,
+            b: bool,
+        }
+        let table: &BugTable<Bugs> = &[("a", |b| b.a = true), ("b", |b| b.b = true)];
+        assert_eq!(parse_bugs(["b"], table), Ok(Bugs { a: false, b: true }));
+        let err = parse_bugs(["a", "zz"], table).unwrap_err();
+        assert_eq!(err, "unknown bug \"zz\"; known bugs: a, b");
     }
 
     #[test]

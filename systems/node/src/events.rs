@@ -22,7 +22,6 @@
 
 use machine::NodeId;
 use serde::Serialize;
-use serde_json::Value;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -34,8 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// several whole-line pieces.
 pub const MAX_PENDING_EVENT_BYTES: usize = 1 << 20;
 
-/// The longest line written, the checkers' limit (`checkers::atomic_commit::MAX_LINE_BYTES`).
-pub const MAX_EVENT_LINE_BYTES: usize = 64 << 20;
+pub use machine::event_line::MAX_EVENT_LINE_BYTES;
 
 /// How much of the file is read at a time when looking for its last line on open.
 const TAIL_CHUNK_BYTES: u64 = 64 * 1024;
@@ -191,34 +189,7 @@ pub fn event_line<E: Serialize>(
     time_ns: u64,
     node: NodeId,
 ) -> Result<Option<String>, String> {
-    let fields = match serde_json::to_value(event) {
-        Ok(Value::Object(fields)) => fields,
-        Ok(Value::Null) => return Ok(None),
-        Ok(other) => return Err(format!("serializes to {other}, not a JSON object")),
-        Err(e) => return Err(format!("cannot be serialized to JSON: {e}")),
-    };
-    if let Some(reserved) = ["time", "node"]
-        .into_iter()
-        .find(|f| fields.contains_key(*f))
-    {
-        return Err(format!(
-            "has its own {reserved:?} field, which the runtime adds"
-        ));
-    }
-    let body = serde_json::to_string(&fields).map_err(|e| e.to_string())?;
-    let inner = body
-        .strip_prefix('{')
-        .and_then(|b| b.strip_suffix('}'))
-        .unwrap_or("");
-    let sep = if inner.is_empty() { "" } else { "," };
-    let line = format!("{{\"time\":{time_ns},\"node\":\"n{node}\"{sep}{inner}}}\n");
-    if line.len() > MAX_EVENT_LINE_BYTES {
-        return Err(format!(
-            "is {} bytes as a line, over the limit of {MAX_EVENT_LINE_BYTES}",
-            line.len()
-        ));
-    }
-    Ok(Some(line))
+    machine::event_line::event_line(event, time_ns, node).map_err(|e| e.to_string())
 }
 
 /// `event`'s `Debug` text, cut to `MAX_QUOTED_CHARS` characters.
@@ -241,7 +212,7 @@ mod tests {
         let line = event_line(&ev, 12, 3).unwrap().unwrap();
         assert!(line.starts_with("{\"time\":12,\"node\":\"n3\","), "{line}");
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
-        let parsed: Value = serde_json::from_str(&line).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         let whole =
             json!({"time": 12, "node": "n3", "event": "decide", "txn": 7, "decision": "commit"});
         assert_eq!(parsed, whole);
@@ -250,9 +221,7 @@ mod tests {
             Ok(Some("{\"time\":4,\"node\":\"n1\"}\n".into()))
         );
         assert_eq!(event_line(&(), 1, 1), Ok(None));
-        assert!(event_line(&7, 1, 1)
-            .unwrap_err()
-            .contains("not a JSON object"));
+        assert!(event_line(&7, 1, 1).unwrap_err().contains("not an object"));
         let own = json!({"event": "crash", "time": 5});
         assert!(event_line(&own, 1, 1).unwrap_err().contains("\"time\""));
     }
@@ -303,6 +272,6 @@ mod tests {
         assert_eq!(text.lines().count(), 30);
         assert!(text
             .lines()
-            .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
     }
 }

@@ -34,25 +34,21 @@ pub struct Bugs {
 impl Bugs {
     /// Parses `--bug` names; an unknown name is an error listing the known ones.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Bugs, String> {
-        let mut bugs = Bugs::default();
-        for name in names {
-            match name {
-                "commit-before-log" => bugs.commit_before_log = true,
-                "vote-before-force" => bugs.vote_before_force = true,
-                "decide-alone" => bugs.decide_alone = true,
-                "snapshot-without-markers" => bugs.snapshot_without_markers = true,
-                "checkpoint-skips-forced" => bugs.checkpoint_skips_forced = true,
-                other => {
-                    return Err(format!(
-                        "unknown bug {other:?}; known bugs: {}",
-                        BUG_NAMES.join(", ")
-                    ))
-                }
-            }
-        }
-        Ok(bugs)
+        machine::parse_bugs(names, BUG_TABLE)
     }
 }
+
+const BUG_TABLE: &machine::BugTable<Bugs> = &[
+    ("commit-before-log", |b| b.commit_before_log = true),
+    ("vote-before-force", |b| b.vote_before_force = true),
+    ("decide-alone", |b| b.decide_alone = true),
+    ("snapshot-without-markers", |b| {
+        b.snapshot_without_markers = true
+    }),
+    ("checkpoint-skips-forced", |b| {
+        b.checkpoint_skips_forced = true
+    }),
+];
 
 #[derive(Clone, Debug)]
 pub struct TwoPcConfig {
@@ -110,5 +106,24 @@ impl TwoPcConfig {
             bugs,
             ..TwoPcConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_bug_parses_to_its_own_switch() {
+        let mut seen = Vec::new();
+        for name in BUG_NAMES {
+            let b = Bugs::parse([name]).unwrap();
+            assert_ne!(b, Bugs::default(), "{name} switches nothing on");
+            assert!(!seen.contains(&b), "{name} switches on another's bug");
+            seen.push(b);
+        }
+        assert_eq!(BUG_NAMES.len(), BUG_TABLE.len());
+        let err = Bugs::parse(["nope"]).unwrap_err();
+        assert!(err.contains("decide-alone"), "{err}");
     }
 }

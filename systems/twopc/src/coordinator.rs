@@ -1,11 +1,18 @@
 //! The coordinator: runs each transaction's two-phase commit, answers the termination
 //! protocol, and starts consistent-cut snapshots.
 //!
-//! Its forced records, as in the seed's crash-recovery protocol: `start` before VOTE_REQ,
-//! `commit` or `abort` before the decision leaves. After all participants acknowledge the
-//! decision it appends `end` and forgets the transaction; the lowest transaction it still
-//! remembers is the *horizon*, which it tells participants so they may forget too. A
-//! coordinator recovering with `start` and no decision aborts.
+//! Its log records, as in the seed's crash-recovery protocol: `start` when VOTE_REQ goes
+//! out, `commit` or `abort` forced before the decision leaves. `start` is written with
+//! VOTE_REQ rather than before it, so the participants' forced `yes` overlaps it and a
+//! commit costs two forced writes in sequence, not three: a coordinator that lost `start`
+//! in a crash cannot have decided, and answers anyone who asks about a transaction it does
+//! not know with abort (presumed abort). Transaction ids include the coordinator's boot
+//! count, so a lost `start`'s id is never reused.
+//!
+//! After all participants acknowledge the decision it appends `end` and forgets the
+//! transaction; the lowest transaction it still remembers is the *horizon*, which it tells
+//! participants so they may forget too. A coordinator recovering with `start` and no
+//! decision aborts.
 
 use crate::node::{Shell, Then as NodeThen, TwoPc};
 use crate::proto::{
@@ -18,15 +25,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// What the coordinator does once a record is durable.
 pub enum Then {
-    Started(TxnId),
+    StartLogged(TxnId),
     Decided(TxnId),
     SnapshotBegun(SnapshotId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// `start` is being forced.
-    Starting,
     Voting,
     /// The decision record is being forced.
     Deciding,
@@ -35,8 +40,6 @@ enum Phase {
 
 struct Txn {
     participants: Vec<NodeId>,
-    /// Each shard's operations, until the Prepares are sent.
-    shards: Vec<(NodeId, Vec<Mop>)>,
     /// The request's operations, to put reads back in order.
     ops: Vec<Mop>,
     client: Option<ClientId>,
@@ -133,7 +136,6 @@ impl Coordinator {
             txns: self
                 .txns
                 .iter()
-                .filter(|(_, t)| t.phase != Phase::Starting)
                 .map(|(id, t)| CoordTxnState {
                     txn: *id,
                     participants: t.participants.clone(),
@@ -151,7 +153,8 @@ impl Coordinator {
             .keys()
             .next()
             .copied()
-            .unwrap_or_else(|| s.wal.next_pos())
+            .or_else(|| crate::proto::txn_id(s.incarnation(), s.wal.next_pos()))
+            .unwrap_or(TxnId::MAX)
     }
 
     /// Transactions still remembered (for tests and metrics).
@@ -219,25 +222,46 @@ impl Coordinator {
                 out,
             );
         }
+        let Some(txn) = crate::proto::txn_id(s.incarnation(), s.wal.next_pos()) else {
+            return refuse(
+                "this coordinator life has used up its transaction ids".into(),
+                out,
+            );
+        };
+        // Before the append: the horizon must not pass this transaction.
+        let horizon = self.horizon(s);
+        debug_assert!(horizon <= txn);
         let shards = record::split_by_shard(&ops, &self.participants);
         let participants: Vec<NodeId> = shards.iter().map(|(n, _)| *n).collect();
-        let txn = s.wal.next_pos();
-        let pos = s.wal.append(
+        s.wal.append(
             record::encode(&CoordRecord::Start {
                 txn,
                 participants: participants.clone(),
             }),
-            Some(NodeThen::Coord(Then::Started(txn))),
+            Some(NodeThen::Coord(Then::StartLogged(txn))),
         );
-        debug_assert_eq!(pos, txn);
+        out.record(Event::Participants {
+            txn,
+            nodes: participants.iter().map(|n| node_name(*n)).collect(),
+        });
+        let marker = self.marker(s);
+        for (to, ops) in shards {
+            let body = Body::Prepare {
+                txn,
+                participants: participants.clone(),
+                ops,
+                horizon,
+                marker,
+            };
+            s.send(to, body, out);
+        }
         self.txns.insert(
             txn,
             Txn {
                 participants,
-                shards,
                 ops,
                 client: Some(client),
-                phase: Phase::Starting,
+                phase: Phase::Voting,
                 votes: BTreeMap::new(),
                 started_ms: s.now_ms,
                 decision: None,
@@ -250,40 +274,12 @@ impl Coordinator {
 
     pub fn durable(&mut self, s: &mut Shell, then: Then, out: &mut Effects<TwoPc>) {
         match then {
-            Then::Started(txn) => self.started(s, txn, out),
+            Then::StartLogged(txn) => out.record(Event::Log {
+                txn,
+                record: RecordName::Start,
+            }),
             Then::Decided(txn) => self.decided(s, txn, out),
             Then::SnapshotBegun(id) => self.snapshot_begun(s, id, out),
-        }
-    }
-
-    fn started(&mut self, s: &mut Shell, txn: TxnId, out: &mut Effects<TwoPc>) {
-        let horizon = self.horizon(s);
-        let marker = self.marker(s);
-        let Some(t) = self.txns.get_mut(&txn) else {
-            return;
-        };
-        out.record(Event::Participants {
-            txn,
-            nodes: t.participants.iter().map(|n| node_name(*n)).collect(),
-        });
-        out.record(Event::Log {
-            txn,
-            record: RecordName::Start,
-        });
-        t.phase = Phase::Voting;
-        t.started_ms = s.now_ms;
-        for (to, ops) in std::mem::take(&mut t.shards) {
-            s.send(
-                to,
-                Body::Prepare {
-                    txn,
-                    participants: t.participants.clone(),
-                    ops,
-                    horizon,
-                    marker,
-                },
-                out,
-            );
         }
     }
 
@@ -310,8 +306,17 @@ impl Coordinator {
                         );
                     }
                 }
-                // Unknown: every participant acknowledged it, so whoever asks is not in
-                // doubt (a stale request). Never presume: say nothing.
+                // Unknown: either every participant acknowledged it (whoever asks is not in
+                // doubt: a stale request it ignores), or a crash lost its `start` before
+                // any decision: abort is the only decision it can have.
+                else {
+                    let resp = Body::DecisionResp {
+                        txn,
+                        commit: false,
+                        txn_marker: None,
+                    };
+                    s.send(from, resp, out);
+                }
             }
             Body::SnapshotFinished { snapshot, ok } => {
                 self.on_snapshot_finished(from, snapshot, ok, out)
@@ -635,7 +640,6 @@ impl Txn {
     ) -> Txn {
         Txn {
             participants,
-            shards: Vec::new(),
             ops: Vec::new(),
             client: None,
             phase: if decision.is_some() {

@@ -24,5 +24,8 @@ pub mod proto;
 pub mod record;
 pub mod wal;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{Bugs, TwoPcConfig, BUG_NAMES};
 pub use node::TwoPc;

@@ -103,6 +103,11 @@ impl Shell {
         );
     }
 
+    /// This node's boot count: part of message ids and of transaction ids.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
     /// Holds inputs until the write with `token` is durable.
     pub fn gate_on(&mut self, token: u64) {
         debug_assert!(self.gate.is_none(), "one gate at a time");
@@ -325,7 +330,13 @@ impl Machine for TwoPc {
         };
         let incarnation = incarnation
             .checked_add(1)
-            .ok_or_else(|| BootError("the boot counter overflowed".into()))?;
+            .filter(|i| *i <= crate::proto::MAX_INCARNATION)
+            .ok_or_else(|| {
+                BootError(format!(
+                    "the node has booted {} times, the most transaction ids can tell apart",
+                    crate::proto::MAX_INCARNATION
+                ))
+            })?;
         let checkpoint: Option<Checkpoint> = match durable.blobs.get(CHECKPOINT) {
             Some(b) => Some(record::decode("the checkpoint blob", b).map_err(BootError)?),
             None => None,

@@ -6,9 +6,22 @@ use serde::{Deserialize, Serialize};
 
 pub type Key = u64;
 pub type Value = i64;
-/// A transaction's id: the coordinator log position of its `start` record, so ids grow
-/// with time, survive the coordinator's crashes and need no counter of their own.
+/// A transaction's id: the coordinator's boot count, then the log position of its `start`
+/// record ([`txn_id`]). Ids grow with time and never repeat, even when a crash loses a
+/// `start` record whose position the next life reuses, and need no counter of their own.
 pub type TxnId = u64;
+
+/// Bits of a transaction id that hold the log position.
+pub const TXN_POSITION_BITS: u32 = 32;
+/// Boots a coordinator may have: ids stay below 2^53, exact in every JSON reader.
+pub const MAX_INCARNATION: u32 = (1 << (53 - TXN_POSITION_BITS)) - 1;
+
+/// The id of the transaction whose `start` record sits at `position` in the log of the
+/// coordinator's `incarnation`-th life; `None` past the position space.
+pub fn txn_id(incarnation: u32, position: u64) -> Option<TxnId> {
+    (position < 1 << TXN_POSITION_BITS && incarnation <= MAX_INCARNATION)
+        .then(|| (u64::from(incarnation) << TXN_POSITION_BITS) | position)
+}
 pub type SnapshotId = u64;
 
 /// One operation of a transaction. All of a transaction's operations are known when it

@@ -101,4 +101,3 @@ fn snapshots_without_markers_are_caught() {
 fn a_checkpoint_recording_an_unsent_receive_is_caught() {
     bug_is_caught("checkpoint-skips-forced", "orphan-message");
 }
-

@@ -25,24 +25,18 @@ pub struct Bugs {
 impl Bugs {
     /// Parses `--bug` names; an unknown name is an error listing the known ones.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Bugs, String> {
-        let mut bugs = Bugs::default();
-        for name in names {
-            match name {
-                "ack-before-fsync" => bugs.ack_before_fsync = true,
-                "stale-sync" => bugs.stale_sync = true,
-                "stale-leader" => bugs.stale_leader = true,
-                "skip-ephemeral-cleanup" => bugs.skip_ephemeral_cleanup = true,
-                other => {
-                    return Err(format!(
-                        "unknown bug {other:?}; known bugs: {}",
-                        BUG_NAMES.join(", ")
-                    ))
-                }
-            }
-        }
-        Ok(bugs)
+        machine::parse_bugs(names, BUG_TABLE)
     }
 }
+
+const BUG_TABLE: &machine::BugTable<Bugs> = &[
+    ("ack-before-fsync", |b| b.ack_before_fsync = true),
+    ("stale-sync", |b| b.stale_sync = true),
+    ("stale-leader", |b| b.stale_leader = true),
+    ("skip-ephemeral-cleanup", |b| {
+        b.skip_ephemeral_cleanup = true
+    }),
+];
 
 #[derive(Clone, Debug)]
 pub struct CoordConfig {
