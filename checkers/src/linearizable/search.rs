@@ -21,7 +21,7 @@ const PREFIX_TAIL: usize = 256;
 /// How often (in search steps) a search looks at the clock and the shared flags.
 const POLL_STEPS: u64 = 1 << 12;
 /// How many crashed-class count vectors the memo keeps per (linearized set, state).
-const MEMO_WAYS: usize = 3;
+const MEMO_WAYS: usize = 8;
 /// Bytes a memo slot costs: a 16-byte fingerprint, the vectors' ids and a control byte.
 const MEMO_SLOT_BYTES: usize = 16 + 4 * MEMO_WAYS + 1;
 /// Domain tags that keep the fingerprints of ops, crashed-class counts and states apart.
@@ -130,8 +130,13 @@ enum Choice {
     /// A read-only op linearized as soon as it was legal: without loss of generality, so
     /// the configuration before it has no alternatives.
     Forced(usize),
-    /// A member of a crashed class, tried while the first pending return was this node.
-    Crashed { class: usize, ret_node: usize },
+    /// A member of a crashed class, tried while the first pending return was this node;
+    /// `urgent` in the pass over the classes that make that op legal.
+    Crashed {
+        class: usize,
+        ret_node: usize,
+        urgent: bool,
+    },
 }
 
 struct Frame {
@@ -148,10 +153,19 @@ enum Cursor {
     /// At a configuration not yet looked at: forced reads come first.
     Fresh,
     /// Trying the state-changing candidates (in `cands`) from `rank` on, below the first
-    /// pending return `ret_node`.
-    List { rank: usize, ret_node: usize },
-    /// Trying crashed classes from `from`, below the pending return `ret_node`.
-    Crashed { ret_node: usize, from: usize },
+    /// pending return `ret_node`; `late` once past the candidates that serve that op.
+    List {
+        rank: usize,
+        ret_node: usize,
+        late: bool,
+    },
+    /// Trying crashed classes from `from`, below the pending return `ret_node`; `urgent`:
+    /// only those that make that op legal, between the serving candidates and the rest.
+    Crashed {
+        ret_node: usize,
+        from: usize,
+        urgent: bool,
+    },
     /// The configuration is exhausted: backtrack.
     Backtrack,
 }
@@ -168,6 +182,8 @@ pub(super) struct Search<'a> {
     read_only: Vec<bool>,
     /// The current configuration's state-changing candidates: list nodes, by return position.
     cands: Vec<usize>,
+    /// How many of `cands` (at the front) serve the op that must return first.
+    serving: usize,
     /// Completed ops grouped by input, each group sorted by return position.
     groups: Vec<Vec<u32>>,
     /// For each completed op: its place in its group.
@@ -240,6 +256,7 @@ impl<'a> Search<'a> {
             completed_input: Vec::new(),
             read_only: Vec::new(),
             cands: Vec::new(),
+            serving: 0,
             groups: Vec::new(),
             group_rank: Vec::new(),
             group_first: Vec::new(),
@@ -675,8 +692,16 @@ impl<'a> Search<'a> {
             }
             self.cursor = match self.cursor {
                 Cursor::Fresh => self.take_forced_read(),
-                Cursor::List { rank, ret_node } => self.walk_list(rank, ret_node),
-                Cursor::Crashed { ret_node, from } => self.try_crashed(ret_node, from),
+                Cursor::List {
+                    rank,
+                    ret_node,
+                    late,
+                } => self.walk_list(rank, ret_node, late),
+                Cursor::Crashed {
+                    ret_node,
+                    from,
+                    urgent,
+                } => self.try_crashed(ret_node, from, urgent),
                 Cursor::Backtrack => match self.backtrack() {
                     Some(c) => c,
                     None => {
@@ -723,6 +748,7 @@ impl<'a> Search<'a> {
         Cursor::List {
             rank: 0,
             ret_node: entry,
+            late: false,
         }
     }
 
@@ -783,6 +809,7 @@ impl<'a> Search<'a> {
     /// the others, each group in list order. The order changes nothing about the verdict,
     /// only how soon a valid history's linearization is found.
     fn order_candidates(&mut self, ret_node: usize) {
+        self.serving = 0;
         if ret_node == HEAD {
             return;
         }
@@ -797,6 +824,7 @@ impl<'a> Search<'a> {
             }
         }
         self.cands = cands;
+        self.serving = front;
     }
 
     /// Whether linearizing `c` now helps the op `urgent` that must return first.
@@ -807,19 +835,31 @@ impl<'a> Search<'a> {
         if !self.read_only[urgent] {
             return false;
         }
-        match self.transition(self.state, self.completed_input[c]) {
-            Some(next) => self
-                .transition(next, self.completed_input[urgent])
-                .is_some(),
+        let input = self.completed_input[c];
+        self.enables(input, urgent)
+    }
+
+    /// Whether `input` now takes the state to one where `urgent`, illegal now, is legal.
+    fn enables(&mut self, input: u32, urgent: usize) -> bool {
+        let wanted = self.completed_input[urgent];
+        if self.transition(self.state, wanted).is_some() {
+            return false;
+        }
+        match self.transition(self.state, input) {
+            Some(next) => self.transition(next, wanted).is_some(),
             None => false,
         }
     }
 
     /// Tries the state-changing candidates from `rank` on. Read-only candidates are not among
     /// them: at a configuration without a forced read they are all illegal.
-    fn walk_list(&mut self, rank: usize, ret_node: usize) -> Cursor {
+    fn walk_list(&mut self, rank: usize, ret_node: usize, late: bool) -> Cursor {
         let bound = self.nodes[ret_node].pos;
-        for k in rank..self.cands.len() {
+        // The serving candidates first, then the crashed classes that serve (a crashed
+        // write is often what a read waits for), then the rest: the order finds a valid
+        // history's linearization without exploring unrelated subtrees first.
+        let end = if late { self.cands.len() } else { self.serving };
+        for k in rank..end {
             let node = self.cands[k];
             let c = self.nodes[node].op as usize;
             if self.dominated(c, bound) {
@@ -834,8 +874,19 @@ impl<'a> Search<'a> {
                 }
             }
         }
+        if !late {
+            return Cursor::Crashed {
+                ret_node,
+                from: 0,
+                urgent: true,
+            };
+        }
         // No completed op can go next past the first pending return.
-        Cursor::Crashed { ret_node, from: 0 }
+        Cursor::Crashed {
+            ret_node,
+            from: 0,
+            urgent: false,
+        }
     }
 
     /// Whether another available crashed class reaches `next` too and is subsumed by
@@ -873,8 +924,9 @@ impl<'a> Search<'a> {
 
     /// Tries crashed classes from `from` on, in order: the first that is available (invoked
     /// before the pending return), legal and leads somewhere new.
-    fn try_crashed(&mut self, ret_node: usize, from: usize) -> Cursor {
+    fn try_crashed(&mut self, ret_node: usize, from: usize, urgent: bool) -> Cursor {
         let bound = self.nodes[ret_node].pos;
+        let waiting = self.nodes[ret_node].op as usize;
         // After a crashed op, a blind write would overwrite it: the order without the first
         // (which may never happen) covers that one.
         let chained = matches!(
@@ -895,6 +947,9 @@ impl<'a> Search<'a> {
             if invoke >= bound {
                 continue;
             }
+            if urgent && (ret_node == HEAD || !self.enables(self.classes[class].input, waiting)) {
+                continue;
+            }
             let Some(next) = self.transition(self.state, self.classes[class].input) else {
                 continue;
             };
@@ -905,7 +960,11 @@ impl<'a> Search<'a> {
             self.set_used(class, used as u32 + 1);
             if self.memoize(next) {
                 self.stack.push(Frame {
-                    choice: Choice::Crashed { class, ret_node },
+                    choice: Choice::Crashed {
+                        class,
+                        ret_node,
+                        urgent,
+                    },
                     state: self.state,
                     op: member,
                 });
@@ -913,6 +972,14 @@ impl<'a> Search<'a> {
                 return Cursor::Fresh;
             }
             self.set_used(class, used as u32);
+        }
+        if urgent {
+            let ret_node = self.collect_candidates();
+            return Cursor::List {
+                rank: self.serving,
+                ret_node,
+                late: true,
+            };
         }
         self.note_stuck(ret_node);
         Cursor::Backtrack
@@ -930,18 +997,27 @@ impl<'a> Search<'a> {
                 self.clear_lin(c);
                 self.remaining += 1;
                 match frame.choice {
-                    Choice::Node { rank, .. } => Cursor::List {
-                        rank: rank + 1,
-                        ret_node: self.collect_candidates(),
-                    },
+                    Choice::Node { rank, .. } => {
+                        let ret_node = self.collect_candidates();
+                        Cursor::List {
+                            rank: rank + 1,
+                            ret_node,
+                            late: rank >= self.serving,
+                        }
+                    }
                     _ => Cursor::Backtrack,
                 }
             }
-            Choice::Crashed { class, ret_node } => {
+            Choice::Crashed {
+                class,
+                ret_node,
+                urgent,
+            } => {
                 self.set_used(class, self.used[class] - 1);
                 Cursor::Crashed {
                     ret_node,
                     from: class + 1,
+                    urgent,
                 }
             }
         })

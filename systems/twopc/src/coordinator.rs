@@ -65,6 +65,8 @@ pub struct Coordinator {
     txns: BTreeMap<TxnId, Txn>,
     next_snapshot: SnapshotId,
     snapshot: Option<RunningSnapshot>,
+    /// Per earlier life, the first log position its crash lost.
+    lost: BTreeMap<u32, u64>,
     /// A snapshot whose begin record is being forced, and who asked for it.
     snapshot_pending: Option<(SnapshotId, ClientId)>,
 }
@@ -80,6 +82,7 @@ impl Coordinator {
             txns: BTreeMap::new(),
             next_snapshot: state.next_snapshot.max(1),
             snapshot: None,
+            lost: state.lost.into_iter().collect(),
             snapshot_pending: None,
         };
         for t in state.txns {
@@ -113,13 +116,28 @@ impl Coordinator {
                 CoordRecord::SnapshotBegin { snapshot } => {
                     c.next_snapshot = c.next_snapshot.max(snapshot + 1);
                 }
+                CoordRecord::Lost { incarnation, from } => {
+                    c.lost.insert(incarnation, from);
+                }
             }
         }
         Ok(c)
     }
 
-    /// The seed's rule: a transaction with `start` and no decision is aborted.
+    /// Notes which ids the last life lost, then applies the seed's rule: a transaction with
+    /// `start` and no decision is aborted.
     pub fn after_boot(&mut self, s: &mut Shell, out: &mut Effects<TwoPc>) {
+        if let Some(previous) = s.incarnation().checked_sub(1).filter(|i| *i > 0) {
+            let from = s.wal.next_pos();
+            self.lost.insert(previous, from);
+            s.wal.append(
+                record::encode(&CoordRecord::Lost {
+                    incarnation: previous,
+                    from,
+                }),
+                None,
+            );
+        }
         let undecided: Vec<TxnId> = self
             .txns
             .iter()
@@ -144,6 +162,7 @@ impl Coordinator {
                 })
                 .collect(),
             next_snapshot: self.next_snapshot,
+            lost: self.lost.iter().map(|(i, f)| (*i, *f)).collect(),
         }
     }
 
@@ -233,7 +252,7 @@ impl Coordinator {
         debug_assert!(horizon <= txn);
         let shards = record::split_by_shard(&ops, &self.participants);
         let participants: Vec<NodeId> = shards.iter().map(|(n, _)| *n).collect();
-        s.wal.append(
+        s.wal.append_lazy(
             record::encode(&CoordRecord::Start {
                 txn,
                 participants: participants.clone(),
@@ -292,7 +311,7 @@ impl Coordinator {
                 why,
             } => self.on_vote(s, from, txn, yes, reads, why, out),
             Body::Ack { txn } => self.on_ack(s, from, txn, out),
-            Body::DecisionReq { txn } => {
+            Body::DecisionReq { txn, participants } => {
                 if let Some(t) = self.txns.get(&txn) {
                     if let (Phase::Decided, Some((commit, txn_marker))) = (t.phase, t.decision) {
                         s.send(
@@ -307,15 +326,11 @@ impl Coordinator {
                     }
                 }
                 // Unknown: either every participant acknowledged it (whoever asks is not in
-                // doubt: a stale request it ignores), or a crash lost its `start` before
-                // any decision: abort is the only decision it can have.
-                else {
-                    let resp = Body::DecisionResp {
-                        txn,
-                        commit: false,
-                        txn_marker: None,
-                    };
-                    s.send(from, resp, out);
+                // doubt: a stale request, left unanswered), or a crash lost its `start`
+                // before any decision: then abort is the only decision it can have, and
+                // the coordinator takes it, logs it and tells everyone.
+                else if self.was_lost(s, txn) {
+                    self.adopt_lost(s, txn, participants, out);
                 }
             }
             Body::SnapshotFinished { snapshot, ok } => {
@@ -514,6 +529,39 @@ impl Coordinator {
                 );
             }
         }
+    }
+
+    /// Whether `txn` is of an earlier life, at a position that life's crash lost.
+    fn was_lost(&self, s: &Shell, txn: TxnId) -> bool {
+        let life = crate::proto::txn_incarnation(txn);
+        life < s.incarnation()
+            && self
+                .lost
+                .get(&life)
+                .is_some_and(|from| crate::proto::txn_position(txn) >= *from)
+    }
+
+    /// Takes up a transaction whose `start` a crash lost, to abort it like any other.
+    fn adopt_lost(
+        &mut self,
+        s: &mut Shell,
+        txn: TxnId,
+        participants: Vec<NodeId>,
+        out: &mut Effects<TwoPc>,
+    ) {
+        if participants.is_empty() || !participants.iter().all(|p| self.participants.contains(p)) {
+            return;
+        }
+        s.wal.append_lazy(
+            record::encode(&CoordRecord::Start {
+                txn,
+                participants: participants.clone(),
+            }),
+            None,
+        );
+        self.txns
+            .insert(txn, Txn::recovered(participants, None, Vec::new()));
+        self.decide(s, txn, false, None, out);
     }
 
     fn begin_snapshot(&mut self, s: &mut Shell, client: ClientId, out: &mut Effects<TwoPc>) {

@@ -29,6 +29,8 @@ pub struct Shell {
     pub id: NodeId,
     pub members: Vec<NodeId>,
     pub cfg: TwoPcConfig,
+    /// Milliseconds since boot, counted in ticks, which every timeout measures: the node's
+    /// wall clock may jump (a clock fault), and a jump back would hold timeouts off.
     pub now_ms: u64,
     incarnation: u32,
     seq: u64,
@@ -274,6 +276,7 @@ impl TwoPc {
     }
 
     fn on_tick(&mut self, out: &mut Effects<TwoPc>) {
+        self.shell.wal.flush_lazy(out);
         let due = self.shell.now_ms.saturating_sub(self.shell.last_ckpt_ms)
             >= self.shell.cfg.checkpoint_interval_ms;
         if due {
@@ -383,7 +386,7 @@ impl Machine for TwoPc {
                 state,
                 &replay,
                 &durable,
-                boot.now_ms,
+                0,
                 boot.config.max_applied_listed,
             )?))
         };
@@ -391,11 +394,11 @@ impl Machine for TwoPc {
             id: boot.id,
             members,
             cfg: boot.config.clone(),
-            now_ms: boot.now_ms,
+            now_ms: 0,
             incarnation,
             seq: 0,
             ckpt_index,
-            last_ckpt_ms: boot.now_ms,
+            last_ckpt_ms: 0,
             gate: None,
             held: VecDeque::new(),
             held_tick: false,
@@ -421,8 +424,11 @@ impl Machine for TwoPc {
         Ok(node)
     }
 
-    fn step(&mut self, now_ms: u64, input: Input<Self>, out: &mut Effects<Self>) {
-        self.shell.now_ms = now_ms;
+    fn step(&mut self, _now_ms: u64, input: Input<Self>, out: &mut Effects<Self>) {
+        if let Input::Tick = input {
+            // Counted even while the gate holds the tick itself back.
+            self.shell.now_ms += machine::TICK_MS;
+        }
         match input {
             Input::Persisted { token } => {
                 for then in self.shell.wal.persisted(token) {

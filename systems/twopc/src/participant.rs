@@ -406,7 +406,7 @@ impl Participant {
                 self.advance_horizon(horizon);
                 self.learn(s, txn, commit, txn_marker, true, out);
             }
-            Body::DecisionReq { txn } => {
+            Body::DecisionReq { txn, .. } => {
                 if let Some(d) = self.decided.get(&txn) {
                     let resp = Body::DecisionResp {
                         txn,
@@ -505,7 +505,7 @@ impl Participant {
                         durable: false,
                     },
                 );
-                s.wal.append(
+                s.wal.append_lazy(
                     record::encode(&PartRecord::Abort { txn }),
                     Some(NodeThen::Part(Then::NoLogged(txn))),
                 );
@@ -638,7 +638,9 @@ impl Participant {
         } else {
             PartRecord::Abort { txn }
         };
-        s.wal.append(
+        // Only the acknowledgement waits for it, and nothing waits for that: it rides
+        // along with the next vote's record or goes at the next tick.
+        s.wal.append_lazy(
             record::encode(&rec),
             Some(NodeThen::Part(Then::DecisionLogged { txn, commit })),
         );
@@ -665,10 +667,15 @@ impl Participant {
             self.learn(s, txn, false, None, false, out);
         }
         for (txn, participants) in ask {
-            // The termination protocol: anybody who knows may answer; nobody presumes.
-            s.send(self.coordinator, Body::DecisionReq { txn }, out);
+            // The termination protocol: anybody who knows may answer; only the coordinator
+            // may decide a transaction nobody knows (it lost it before deciding).
+            let req = Body::DecisionReq {
+                txn,
+                participants: participants.clone(),
+            };
+            s.send(self.coordinator, req.clone(), out);
             for p in participants.into_iter().filter(|p| *p != self.id) {
-                s.send(p, Body::DecisionReq { txn }, out);
+                s.send(p, req.clone(), out);
             }
         }
     }

@@ -11,6 +11,16 @@ pub type Value = i64;
 /// `start` record whose position the next life reuses, and need no counter of their own.
 pub type TxnId = u64;
 
+/// The boot count a transaction id carries.
+pub fn txn_incarnation(txn: TxnId) -> u32 {
+    (txn >> TXN_POSITION_BITS) as u32
+}
+
+/// The log position a transaction id carries.
+pub fn txn_position(txn: TxnId) -> u64 {
+    txn & ((1 << TXN_POSITION_BITS) - 1)
+}
+
 /// Bits of a transaction id that hold the log position.
 pub const TXN_POSITION_BITS: u32 = 32;
 /// Boots a coordinator may have: ids stay below 2^53, exact in every JSON reader.
@@ -177,9 +187,11 @@ pub enum Body {
     Ack {
         txn: TxnId,
     },
-    /// The termination protocol: an in-doubt participant asks.
+    /// The termination protocol: an in-doubt participant asks (naming the participants, so
+    /// a coordinator that lost the transaction can abort it with all of them).
     DecisionReq {
         txn: TxnId,
+        participants: Vec<NodeId>,
     },
     DecisionResp {
         txn: TxnId,

@@ -47,6 +47,12 @@ pub enum CoordRecord {
     SnapshotBegin {
         snapshot: SnapshotId,
     },
+    /// Written at boot: ids of life `incarnation` at or past log position `from` never had
+    /// a durable `start` (the crash took them), so they cannot have been decided.
+    Lost {
+        incarnation: u32,
+        from: u64,
+    },
 }
 
 /// What a participant locked for a prepared transaction, and what it will write.
@@ -92,6 +98,8 @@ pub struct CoordTxnState {
 pub struct CoordState {
     pub txns: Vec<CoordTxnState>,
     pub next_snapshot: SnapshotId,
+    /// Per earlier life, the first log position its crash lost (see `CoordRecord::Lost`).
+    pub lost: Vec<(u32, u64)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,7 +61,9 @@ fn vote_on(node: &mut TwoPc, txn: u64, ops: Vec<Mop>) -> (bool, String) {
     out.sends
         .iter()
         .find_map(|(_, e)| match &e.body {
-            Body::Vote { txn: t, yes, why, .. } if *t == txn => Some((*yes, why.clone())),
+            Body::Vote {
+                txn: t, yes, why, ..
+            } if *t == txn => Some((*yes, why.clone())),
             _ => None,
         })
         .expect("a vote")
@@ -99,7 +101,9 @@ fn a_disk_it_did_not_write_is_refused_with_what_is_wrong() {
         .expect("refused");
     assert!(err.contains("coordinator's"), "{err}");
     let worn = record::encode(&MAX_INCARNATION);
-    let err = boot(1, with_blob(INCARNATION, worn)).err().expect("refused");
+    let err = boot(1, with_blob(INCARNATION, worn))
+        .err()
+        .expect("refused");
     assert!(err.contains("booted"), "{err}");
 }
 
@@ -109,7 +113,11 @@ fn nothing_is_done_before_the_boot_record_is_durable() {
     assert_eq!(out.writes.len(), 1, "just the boot record");
     let mut out = Effects::default();
     node.step(1, prepare(7, vec![Mop::Read { key: 0 }]), &mut out);
-    assert!(out.sends.is_empty() && out.writes.is_empty(), "{:?}", out.sends);
+    assert!(
+        out.sends.is_empty() && out.writes.is_empty(),
+        "{:?}",
+        out.sends
+    );
 }
 
 #[test]

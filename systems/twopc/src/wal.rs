@@ -1,6 +1,10 @@
 //! Group commit over the `machine` write contract: records appended while a write is in
 //! flight wait and go out together in the next one, so a busy node pays one fsync for
 //! many records. Each record may carry an action to run once it is durable.
+//!
+//! Records nobody waits for (a participant's copy of a decision, the coordinator's `end`
+//! and `start`) are *lazy*: they ride along with the next urgent record or go out at the
+//! next tick, so they never put an fsync in front of a vote or a decision.
 
 use machine::{DiskOp, Effects, Machine};
 use std::collections::VecDeque;
@@ -17,6 +21,8 @@ pub struct Wal<A> {
     next_token: u64,
     pending: Vec<Vec<u8>>,
     pending_then: Vec<A>,
+    /// Some pending record is waited for: send it as soon as the window allows.
+    urgent: bool,
     in_flight: VecDeque<(u64, Vec<A>)>,
 }
 
@@ -29,6 +35,7 @@ impl<A> Wal<A> {
             next_token: first_token,
             pending: Vec::new(),
             pending_then: Vec::new(),
+            urgent: false,
             in_flight: VecDeque::new(),
         }
     }
@@ -37,9 +44,16 @@ impl<A> Wal<A> {
         self.next_pos
     }
 
-    /// Appends a record; `then` runs when it (and everything before it) is durable.
-    /// Returns the record's position.
+    /// Appends a record somebody waits for; `then` runs when it (and everything before it)
+    /// is durable. Returns the record's position.
     pub fn append(&mut self, record: Vec<u8>, then: Option<A>) -> u64 {
+        self.urgent = true;
+        self.append_lazy(record, then)
+    }
+
+    /// Appends a record nobody waits for: it goes out with the next urgent one, or at the
+    /// next [`Wal::flush_lazy`].
+    pub fn append_lazy(&mut self, record: Vec<u8>, then: Option<A>) -> u64 {
         let pos = self.next_pos;
         self.next_pos += 1;
         self.pending.push(record);
@@ -47,10 +61,19 @@ impl<A> Wal<A> {
         pos
     }
 
-    /// Sends the pending batch if the in-flight window allows (call after every step).
+    /// Sends the pending batch if it holds an urgent record and the in-flight window
+    /// allows (call after every step).
     pub fn flush<M: Machine>(&mut self, out: &mut Effects<M>) {
         let full = self.pending.len() >= MAX_BATCH_RECORDS;
-        if !self.pending.is_empty() && (self.in_flight.len() < MAX_IN_FLIGHT || full) {
+        let open = self.in_flight.len() < MAX_IN_FLIGHT;
+        if !self.pending.is_empty() && ((self.urgent && open) || full) {
+            self.force(out);
+        }
+    }
+
+    /// Sends lazy records too, if the window allows (call on ticks).
+    pub fn flush_lazy<M: Machine>(&mut self, out: &mut Effects<M>) {
+        if !self.pending.is_empty() && self.in_flight.len() < MAX_IN_FLIGHT {
             self.force(out);
         }
     }
@@ -72,6 +95,7 @@ impl<A> Wal<A> {
         if self.pending.is_empty() && self.pending_then.is_empty() {
             return None;
         }
+        self.urgent = false;
         let records = std::mem::take(&mut self.pending);
         let ops = if records.is_empty() {
             Vec::new()

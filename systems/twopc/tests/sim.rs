@@ -50,7 +50,7 @@ fn a_crash_after_any_step_of_any_node_violates_nothing() {
 #[test]
 fn chaos_with_partitions_crashes_and_torn_writes_violates_nothing() {
     let mut committed = 0;
-    sweep(12, |seed| {
+    sweep(40, |seed| {
         committed += run(seed, Plan::Chaos, twopc::Bugs::default())?.committed;
         Ok::<(), String>(())
     })

@@ -213,7 +213,19 @@ impl SimClient<TwoPc> for StateReader {
 /// Runs transfers, reads and snapshots under `plan`, heals, reads every shard's final
 /// state, and judges the run with every checker. `Err` names each anomaly found.
 pub fn run(seed: u64, plan: Plan, bugs: Bugs) -> Result<Outcome, String> {
-    run_keep(seed, plan, bugs).0
+    let (result, events) = run_keep(seed, plan, bugs);
+    result.map_err(|e| format!("{e}\n  event log: {}", keep_events(seed, plan, &events)))
+}
+
+/// Writes a failed run's event log where a developer can read it; returns the path.
+fn keep_events(seed: u64, plan: Plan, events: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("twopc-sim-failures");
+    let name = format!("seed-{seed}-{plan:?}.jsonl").replace([' ', '{', '}', ':', ','], "");
+    let path = dir.join(name);
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, events)) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("not kept ({e})"),
+    }
 }
 
 /// [`run`], also giving the event log (for debugging a failure).
