@@ -187,7 +187,7 @@ fn is_increasing<T>(base: Zxid, entries: &[Entry<T>]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zab::zxid;
+    use crate::zxid;
 
     fn hist(zxids: &[(u32, u32)]) -> History<()> {
         let entries = zxids

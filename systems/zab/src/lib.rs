@@ -1,4 +1,9 @@
-//! Zab-style atomic broadcast: the replication under the coordination service.
+//! Zab-style atomic broadcast, generic over what it orders: the replication under the
+//! coordination service (`faultline-coord`) and the replicated database (`faultline-repdb`).
+//! A service proposes transactions of its own type `T` at the leader and gets them back as
+//! `Commit` events in one total order on every node, each once, with durability (the `txn`
+//! log, the `epochs` blob and snapshots the service supplies), election and crash recovery
+//! handled here. `A` is the service's own traffic between a follower and its leader.
 //!
 //! A node is looking, following or leading. Looking nodes run an election
 //! ([`election`]). The elected node then leads an epoch in three phases, as in Zab 1.0 and
