@@ -4,6 +4,9 @@
 //! holds what happened), so a run re-checks the same way later, on another machine, or
 //! after the controller crashed part way. The verdict goes to `results.json` (with the seed
 //! and revision, so a failure says how to reproduce it) and an HTML report to `report.html`.
+//! The two-phase-commit store's runs are judged by several checkers at once ([`twopc`]).
+
+mod twopc;
 
 use crate::exit::Exit;
 use crate::store::RunDir;
@@ -44,18 +47,10 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
     let workload = test["args"]["workload"]
         .as_str()
         .context("test.json names no workload (args.workload)")?;
-    let path = dir.join("history.jsonl");
-    let size = std::fs::metadata(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    anyhow::ensure!(
-        size <= MAX_HISTORY_BYTES,
-        "{} is larger than {MAX_HISTORY_BYTES} bytes",
-        path.display()
-    );
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let history = history::parse(&path.display().to_string(), &bytes, Some(Format::JsonLines))?;
-    drop(bytes);
+    let history = read_history(dir)?;
+    if let Some(kind) = workloads::twopc::workload::Kind::from_name(workload) {
+        return twopc::check(dir, &test, &history, kind);
+    }
     if let Some(w) = workloads::coord::workload::by_name(workload) {
         return check_with(dir, &test, &history, w.as_ref());
     }
@@ -115,6 +110,25 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
         Validity::Invalid => Exit::Invalid,
         Validity::Unknown => Exit::Unknown,
     })
+}
+
+/// The run's `history.jsonl`, refused past [`MAX_HISTORY_BYTES`].
+pub fn read_history(dir: &Path) -> anyhow::Result<checkers::history::History> {
+    let path = dir.join("history.jsonl");
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    anyhow::ensure!(
+        size <= MAX_HISTORY_BYTES,
+        "{} is larger than {MAX_HISTORY_BYTES} bytes",
+        path.display()
+    );
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(history::parse(
+        &path.display().to_string(),
+        &bytes,
+        Some(Format::JsonLines),
+    )?)
 }
 
 /// Checks a run with its workload's own checker (the coordination service's workloads).

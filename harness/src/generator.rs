@@ -441,6 +441,72 @@ where
     })
 }
 
+/// `inner`'s operations one at a time: the next only once the last completed (a setup
+/// that would conflict with itself, queries that need asking once).
+pub fn one_at_a_time(inner: Gen) -> Gen {
+    struct OneAtATime {
+        in_flight: Option<Thread>,
+        inner: Gen,
+    }
+    impl Generator for OneAtATime {
+        fn next(&mut self, ctx: &Context, rng: &mut Rng) -> Next {
+            if self.in_flight.is_some() {
+                return Next::Pending { until_ns: None };
+            }
+            let next = self.inner.next(ctx, rng);
+            if let Next::Op(op) = &next {
+                self.in_flight = Some(op.thread);
+            }
+            next
+        }
+        fn completed(&mut self, c: &Completion) {
+            if self.in_flight == Some(c.thread) {
+                self.in_flight = None;
+            }
+            self.inner.completed(c);
+        }
+    }
+    Box::new(OneAtATime {
+        in_flight: None,
+        inner,
+    })
+}
+
+/// `inner` on a clock that starts when it is first asked, for schedules written from time
+/// zero (the nemesis's) that may run after an earlier phase.
+pub fn relative(inner: Gen) -> Gen {
+    struct Relative {
+        start_ns: Option<u64>,
+        inner: Gen,
+    }
+    impl Generator for Relative {
+        fn next(&mut self, ctx: &Context, rng: &mut Rng) -> Next {
+            let start = *self.start_ns.get_or_insert(ctx.time_ns);
+            let shifted = Context {
+                time_ns: ctx.time_ns - start,
+                ..ctx.clone()
+            };
+            match self.inner.next(&shifted, rng) {
+                Next::Op(mut op) => {
+                    op.time_ns = op.time_ns.saturating_add(start);
+                    Next::Op(op)
+                }
+                Next::Pending { until_ns } => Next::Pending {
+                    until_ns: until_ns.map(|u| u.saturating_add(start)),
+                },
+                Next::Exhausted => Next::Exhausted,
+            }
+        }
+        fn completed(&mut self, c: &Completion) {
+            self.inner.completed(c);
+        }
+    }
+    Box::new(Relative {
+        start_ns: None,
+        inner,
+    })
+}
+
 /// Nothing for `duration_ns` after it is first asked, then exhausted: a pause between phases.
 pub fn sleep(duration_ns: u64) -> Gen {
     struct Sleep(u64, Option<u64>);

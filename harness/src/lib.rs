@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod check;
 pub mod control;
 pub mod db;
+pub mod event_log;
 pub mod exit;
 pub mod generator;
 pub mod lazyfs;

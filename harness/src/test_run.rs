@@ -15,6 +15,7 @@ use crate::control::netns::Netns;
 use crate::control::ssh::{Ssh, SshConfig};
 use crate::control::{Net, Node, PacketFaults, Remote};
 use crate::db::{self, Backend, Cluster, Db};
+use crate::event_log::{self, EventJournal};
 use crate::exit::Exit;
 use crate::generator::{self, Gen};
 use crate::lazyfs::DEFAULT_MAX_DIRTY_MIB;
@@ -112,7 +113,8 @@ pub struct TestArgs {
     pub client_bug: Option<String>,
     /// Switch on a bug planted in a reference system, to see the checkers catch it
     /// (repeatable). coord: ack-before-fsync, stale-sync, stale-leader,
-    /// skip-ephemeral-cleanup.
+    /// skip-ephemeral-cleanup. twopc: commit-before-log, vote-before-force, decide-alone,
+    /// snapshot-without-markers, checkpoint-skips-forced.
     #[arg(long = "bug", value_name = "BUG")]
     pub bugs: Vec<String>,
     /// The test's name in the store (default: SYSTEM-WORKLOAD).
@@ -199,13 +201,15 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
             workload::names().join(", ")
         ));
     }
-    if args.workload != "register" && args.system != "coord" {
-        return bad(format!(
-            "the {} workload runs on coord only; {} runs register",
-            args.workload, args.system
-        ));
+    workload::check_pairing(&args.system, &args.workload).map_err(BadArgs)?;
+    let classes = nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
+    if args.workload == "recovery" && !classes.contains(&FaultClass::Kill) {
+        return bad(
+            "the recovery workload is about crashes during commit: run it with a nemesis \
+             that includes kill (--nemesis kill, or kill with others)"
+                .into(),
+        );
     }
-    nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
     disk::parse_modes(&args.disk_faults).map_err(BadArgs)?;
     if args.disk_sync_delay_ms > crate::lazyfs::MAX_SYNC_DELAY_MS {
         return bad(format!(
@@ -294,6 +298,8 @@ struct Deployment {
     cluster: Cluster,
     db: Arc<dyn Db>,
     net: Option<Arc<dyn Net>>,
+    /// Where the nemesis journals its faults, for systems that keep an event log.
+    journal: Option<Arc<EventJournal>>,
 }
 
 /// One run; also says whether Ctrl-C cut it short.
@@ -347,6 +353,7 @@ fn run_in_dir(
         args.client_bug.as_deref(),
         target,
         args.op_timeout_ms,
+        node_count(args),
     )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -375,7 +382,19 @@ fn run_in_dir(
     }
     let mut cluster = cluster;
     cluster.lazy_disk = able.lazy_disk.map(Arc::new);
-    let deployment = Deployment { cluster, db, net };
+    // Systems that keep an event log get the harness's faults journaled beside it.
+    let journal = match db.events_file() {
+        Some(_) => Some(Arc::new(EventJournal::create(
+            &run.path.join(event_log::HARNESS_FILE),
+        )?)),
+        None => None,
+    };
+    let deployment = Deployment {
+        cluster,
+        db,
+        net,
+        journal,
+    };
     let plan = Plan {
         classes,
         nodes: deployment.cluster.names(),
@@ -387,6 +406,20 @@ fn run_in_dir(
     };
     let outcome = deploy_and_drive(args, seed, run, &deployment, &workload, plan, (&rt, stop));
     collect_logs(&deployment, run);
+    if let Some(journal) = &deployment.journal {
+        journal.finish();
+    }
+    if deployment.db.events_file().is_some() {
+        match event_log::merge(&run.path) {
+            Ok(m) => info!(
+                "merged {} event lines from {} files into {}",
+                m.lines,
+                m.files,
+                event_log::MERGED_FILE
+            ),
+            Err(e) => warn!("cannot merge the event logs: {e:#}"),
+        }
+    }
     if args.leave_db_running {
         info!("leaving the system running, as asked");
         if deployment.cluster.backend == Backend::Local {
@@ -399,6 +432,13 @@ fn run_in_dir(
     let interrupted = outcome?;
     if interrupted {
         warn!("interrupted: checking what was recorded");
+    } else if workload.restores_snapshots() {
+        let v = db::twopc::restore::restore_last_snapshot(run, seed)?;
+        info!(
+            "restore: {:?}{}",
+            v.valid,
+            v.cause.map(|c| format!(" ({c})")).unwrap_or_default()
+        );
     }
     Ok((analyze::check_run(&run.path)?, interrupted))
 }
@@ -523,7 +563,7 @@ fn ssh_nodes(hosts: &[String]) -> anyhow::Result<Vec<Node>> {
 
 /// Local nodes get their own loopback addresses in a /24 that no other run on this host is
 /// using (its first address's client port is free), so concurrent local runs never collide.
-fn local_nodes(n: usize) -> anyhow::Result<Vec<Node>> {
+pub(crate) fn local_nodes(n: usize) -> anyhow::Result<Vec<Node>> {
     let salt = std::process::id() as u64 ^ seed_from_clock();
     for attempt in 0..64u64 {
         let h = salt
@@ -704,7 +744,13 @@ fn deploy_and_drive(
 ) -> anyhow::Result<bool> {
     setup_all(d)?;
     let live = Arc::new(Live::default());
-    let executor = Executor::new(d.cluster.clone(), d.db.clone(), d.net.clone(), live.clone());
+    let executor = Executor::journaling(
+        d.cluster.clone(),
+        d.db.clone(),
+        d.net.clone(),
+        live.clone(),
+        d.journal.clone(),
+    );
     let no_faults = plan.classes.is_empty();
     let gen = test_generator(args, workload, plan);
     let config = RunConfig {
@@ -760,9 +806,11 @@ fn test_generator(args: &TestArgs, workload: &Workload, plan: Plan) -> Gen {
     let main = if no_faults {
         clients
     } else {
-        generator::clients_and_nemesis(clients, schedule::schedule(plan))
+        generator::clients_and_nemesis(clients, generator::relative(schedule::schedule(plan)))
     };
-    let mut phases = vec![main];
+    // The setup (initial state) runs before any fault, so that it cannot fail by them.
+    let mut phases: Vec<Gen> = workload.setup().into_iter().collect();
+    phases.push(main);
     if !no_faults {
         phases.push(generator::nemesis_script(vec![(
             "stop-all".into(),

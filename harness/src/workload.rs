@@ -17,14 +17,40 @@ use workloads::coord::workload::{self as coord_workload, ClientContext, CoordWor
 use workloads::register::{
     CoordRegisterClient, RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient,
 };
+use workloads::twopc::workload::{self as twopc_workload, TwoPcWorkload};
 
-/// The workloads `faultline test --workload` knows: `register` on every system, and the
-/// coordination service's own.
+/// The workloads `faultline test --workload` knows: `register` on etcd and coord, the
+/// coordination service's own, and the two-phase-commit store's.
 pub fn names() -> Vec<&'static str> {
     let mut names = vec![RegisterWorkload::NAME];
     names.extend_from_slice(coord_workload::names());
+    names.extend_from_slice(twopc_workload::NAMES);
     names
 }
+
+/// Whether `workload` runs on `system`; the error says what runs where.
+pub fn check_pairing(system: &str, workload: &str) -> Result<(), String> {
+    let twopc = twopc_workload::NAMES.contains(&workload);
+    let ok = match system {
+        "twopc" => twopc,
+        "coord" => !twopc,
+        _ => workload == RegisterWorkload::NAME,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match system {
+        "twopc" => format!(
+            "the {workload} workload does not run on twopc; twopc runs {}",
+            twopc_workload::NAMES.join(", ")
+        ),
+        _ if twopc => format!("the {workload} workload runs on twopc only"),
+        _ => format!("the {workload} workload runs on coord only; {system} runs register"),
+    })
+}
+
+/// Attempts at each setup operation before the run gives up on it (and tests nothing).
+const MAX_SETUP_ATTEMPTS: u64 = 100;
 /// The deliberately broken clients `--client-bug` knows.
 pub const CLIENT_BUGS: &[&str] = &["stale-cache"];
 
@@ -39,6 +65,7 @@ pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(300);
 pub enum Target {
     Etcd,
     Coord,
+    TwoPc,
 }
 
 impl Target {
@@ -46,7 +73,17 @@ impl Target {
         match system {
             "etcd" => Ok(Target::Etcd),
             "coord" => Ok(Target::Coord),
-            other => anyhow::bail!("no register client for system {other:?}"),
+            "twopc" => Ok(Target::TwoPc),
+            other => anyhow::bail!("no clients for system {other:?}"),
+        }
+    }
+
+    /// The system whose clients these are.
+    pub fn system(self) -> &'static str {
+        match self {
+            Target::Etcd => "etcd",
+            Target::Coord => "coord",
+            Target::TwoPc => "twopc",
         }
     }
 }
@@ -55,6 +92,8 @@ impl Target {
 pub struct Workload {
     /// Set for the coordination service's own workloads; `register` otherwise.
     coord: Option<Arc<dyn CoordWorkload>>,
+    /// Set for the two-phase-commit store's workloads.
+    twopc: Option<Arc<TwoPcWorkload>>,
     register: RegisterWorkload,
     ops: Arc<Mutex<RegisterOps>>,
     stale_cache: bool,
@@ -64,13 +103,18 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The workload `name` for `target`'s clients on a cluster of `nodes` nodes.
     pub fn new(
         name: &str,
         client_bug: Option<&str>,
         target: Target,
         op_timeout_ms: u64,
+        nodes: usize,
     ) -> anyhow::Result<Workload> {
+        check_pairing(target.system(), name).map_err(anyhow::Error::msg)?;
+        let twopc = twopc_workload::by_name(name, nodes).map(Arc::new);
         let coord = match name {
+            _ if twopc.is_some() => None,
             RegisterWorkload::NAME => None,
             other => {
                 let w = coord_workload::by_name(other)
@@ -88,6 +132,7 @@ impl Workload {
             .map_err(|e| anyhow::anyhow!("register workload: {e}"))?;
         Ok(Workload {
             coord,
+            twopc,
             register,
             ops: Arc::new(Mutex::new(ops)),
             stale_cache: client_bug == Some("stale-cache"),
@@ -96,8 +141,26 @@ impl Workload {
         })
     }
 
+    /// Operations that run before the nemesis starts, each until it succeeds (the bank's
+    /// initial balances); None for workloads without any.
+    pub fn setup(&self) -> Option<Gen> {
+        let w = self.twopc.as_ref()?;
+        Some(until_ok_serially(w.setup_ops(), MAX_SETUP_ATTEMPTS))
+    }
+
+    /// Whether the run restores its last snapshot into a new cluster afterwards.
+    pub fn restores_snapshots(&self) -> bool {
+        self.twopc
+            .as_ref()
+            .is_some_and(|w| w.kind == twopc_workload::Kind::Snapshot)
+    }
+
     /// The endless stream of client operations. The RNG is the runner's, seeded by the run.
     pub fn ops(&self) -> Gen {
+        if let Some(w) = &self.twopc {
+            let w = w.clone();
+            return generator::from_fn(move |rng| w.next_op(rng));
+        }
         if let Some(w) = &self.coord {
             let w = w.clone();
             return generator::from_fn(move |rng| w.next_op(rng));
@@ -109,18 +172,16 @@ impl Workload {
     /// After healing: one successful read of every key the run wrote, so that a lost write
     /// shows up even when nobody read that key during the faults.
     pub fn final_reads(&self) -> Gen {
+        if let Some(w) = &self.twopc {
+            let quiet_ns = twopc_workload::FINAL_QUIET_MS * 1_000_000;
+            return generator::phases(vec![
+                until_ok_serially(w.final_reads(), MAX_FINAL_READ_ATTEMPTS),
+                generator::sleep(quiet_ns),
+                until_ok_serially(w.final_queries(), MAX_FINAL_READ_ATTEMPTS),
+            ]);
+        }
         if let Some(w) = &self.coord {
-            let finals = w
-                .final_ops()
-                .into_iter()
-                .map(|(f, value)| {
-                    generator::until_ok(generator::limit(
-                        MAX_FINAL_READ_ATTEMPTS,
-                        generator::from_fn(move |_| (f.clone(), value.clone())),
-                    ))
-                })
-                .collect();
-            return generator::phases(finals);
+            return until_ok_each(w.final_ops(), MAX_FINAL_READ_ATTEMPTS);
         }
         Box::new(FinalReads {
             ops: self.ops.clone(),
@@ -130,6 +191,13 @@ impl Workload {
 
     /// The client for worker `w`, bound to the node at `addr` of `nodes`.
     pub fn client(&self, addr: SocketAddr, nodes: &[SocketAddr], w: u32) -> AnyClient {
+        if let Some(workload) = &self.twopc {
+            return AnyClient::Dyn(workload.client(twopc_workload::ClientContext {
+                nodes: nodes.to_vec(),
+                worker: w,
+                op_timeout_ms: self.client_timeout_ms,
+            }));
+        }
         if let Some(workload) = &self.coord {
             return AnyClient::Dyn(workload.client(ClientContext {
                 node: addr,
@@ -147,6 +215,31 @@ impl Workload {
             AnyClient::Register(self.register.client(addr))
         }
     }
+}
+
+/// Each of `ops` in turn, each repeated until it succeeds (at most `attempts` times), on
+/// every free worker at once.
+fn until_ok_each(ops: Vec<(String, Value)>, attempts: u64) -> Gen {
+    until_ok_phases(ops, attempts, |g| g)
+}
+
+/// [`until_ok_each`] with one attempt in flight at a time: for operations that conflict
+/// with themselves (a setup transaction) or that need doing once (final queries).
+fn until_ok_serially(ops: Vec<(String, Value)>, attempts: u64) -> Gen {
+    until_ok_phases(ops, attempts, generator::one_at_a_time)
+}
+
+fn until_ok_phases(ops: Vec<(String, Value)>, attempts: u64, wrap: fn(Gen) -> Gen) -> Gen {
+    let each = ops
+        .into_iter()
+        .map(|(f, value)| {
+            generator::until_ok(generator::limit(
+                attempts,
+                wrap(generator::from_fn(move |_| (f.clone(), value.clone()))),
+            ))
+        })
+        .collect();
+    generator::phases(each)
 }
 
 /// Every client type a workload may hand the runner.

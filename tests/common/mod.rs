@@ -110,12 +110,17 @@ pub fn faultline(args: &[&str]) -> Command {
 
 /// No etcd of this run may outlive it: teardown kills every member.
 pub fn assert_no_members_left(run: &Path) {
+    assert_no_processes_under(&run.join("work"));
+}
+
+/// No process runs in `dir` or below it.
+pub fn assert_no_processes_under(dir: &Path) {
     // A member's command line does not name its directory, but its working directory does.
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let cwd = std::fs::read_link(entry.path().join("cwd"));
         if let Ok(cwd) = cwd {
             assert!(
-                !cwd.starts_with(run.join("work")),
+                !cwd.starts_with(dir),
                 "process {:?} still runs in {}",
                 entry.file_name(),
                 cwd.display()

@@ -10,5 +10,6 @@ pub mod coord;
 pub mod etcd;
 pub mod http;
 pub mod register;
+pub mod twopc;
 pub mod verdict;
 pub mod zookeeper;

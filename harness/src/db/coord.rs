@@ -1,38 +1,30 @@
 //! Faultline's own coordination service (`systems/coord`) as a system under test.
 //!
 //! The node binary is the controller itself: `faultline node coord ...` runs the same
-//! driver as `faultline-node`, so whatever `faultline` binary runs the test also runs the
-//! nodes, and no second artifact has to be found or kept in step. Local and netns nodes run
-//! it from where it is; SSH hosts get it uploaded; docker images get it with its libraries.
+//! driver as `faultline-node` ([`OwnNode`] deploys it on every backend).
 //!
-//! On the local backend each node dials each peer through its own [`LocalNet`] proxy (the
+//! On the local backend each node dials each peer through its own `LocalNet` proxy (the
 //! node binary takes an address per peer), so partitions need no root. Clock faults reach
 //! the nodes through the offset file their `--clock-offset-file` names, which is the file
 //! the clock nemesis writes.
 
-use super::{Backend, Cluster, Db, DbError, LogTail, MAX_TAIL_BYTES};
+use super::own_node::OwnNode;
+use super::{Cluster, Db, DbError, LogTail, MAX_TAIL_BYTES};
 use crate::control::daemon::{self, sh_quote, Daemon};
-use crate::control::link_proxy::LocalNet;
 use crate::control::{clock, Cmd, Net, Node};
 use coord::server::proto::{ClientMsg, ServerMsg};
 use machine::{wire, NodeId};
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const CLIENT_PORT: u16 = 7000;
 pub const PEER_PORT: u16 = 7001;
 const SYSTEM: &str = "coord";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Where an uploaded node binary goes on SSH hosts, relative to the node directory.
-const UPLOADED_BINARY: &str = "bin/faultline";
-/// Where docker images hold the node binary.
-const IMAGE_BINARY: &str = "/usr/local/bin/faultline";
 /// The transaction log's segments, relative to the node directory (see `systems/storage`).
-const TXN_LOG_DIR: &str = "data/logs/txn";
+pub const TXN_LOG_DIR: &str = "data/logs/txn";
 /// Bytes of a segment header and of a record's frame header (length, checksum).
 const SEGMENT_HEADER_BYTES: u64 = 24;
 const FRAME_HEADER_BYTES: u64 = 8;
@@ -40,13 +32,18 @@ const FRAME_HEADER_BYTES: u64 = 8;
 const MAX_SEGMENT_BYTES: u64 = 256 << 20;
 
 /// The coordination service, with the bugs to plant (`--bug`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Coord {
     pub bugs: Vec<String>,
     /// The run's seed: each node's core is seeded from it.
     pub seed: u64,
-    /// On the local backend: the address node `from` dials to reach node `to`.
-    local_links: Mutex<Option<BTreeMap<(String, String), SocketAddr>>>,
+    own: OwnNode,
+}
+
+impl Default for Coord {
+    fn default() -> Coord {
+        Coord::new(Vec::new(), 0)
+    }
 }
 
 impl Coord {
@@ -54,63 +51,17 @@ impl Coord {
         Coord {
             bugs,
             seed,
-            local_links: Mutex::new(None),
+            own: OwnNode::new(SYSTEM, PEER_PORT),
         }
-    }
-
-    fn node_err(&self, node: &Node, what: impl Into<String>) -> DbError {
-        DbError::Node {
-            system: SYSTEM,
-            node: node.name.clone(),
-            what: what.into(),
-        }
-    }
-
-    fn binary(&self, cluster: &Cluster) -> Result<String, DbError> {
-        match cluster.backend {
-            // The running controller's own image, which stays the same even if the file
-            // it was started from is rebuilt mid-run (restarts would otherwise run another
-            // build, or fail on a deleted path).
-            Backend::Local | Backend::Netns => Ok(format!("/proc/{}/exe", std::process::id())),
-            Backend::Ssh => Ok(UPLOADED_BINARY.into()),
-            Backend::Docker => Ok(IMAGE_BINARY.into()),
-        }
-    }
-
-    /// The address `node` dials to reach `peer`.
-    fn peer_addr(
-        &self,
-        cluster: &Cluster,
-        node: &Node,
-        peer: &Node,
-    ) -> Result<SocketAddr, DbError> {
-        if node.name != peer.name {
-            if let Some(links) = self.local_links.lock().expect("not poisoned").as_ref() {
-                return links
-                    .get(&(node.name.clone(), peer.name.clone()))
-                    .copied()
-                    .ok_or_else(|| self.node_err(node, format!("no proxy to {}", peer.name)));
-            }
-        }
-        let _ = cluster;
-        Ok(SocketAddr::new(ip(peer)?, PEER_PORT))
     }
 
     fn command(&self, cluster: &Cluster, node: &Node) -> Result<String, DbError> {
-        let mut peers = Vec::new();
-        for (i, peer) in cluster.nodes.iter().enumerate() {
-            peers.push(format!(
-                "{}={}",
-                i + 1,
-                self.peer_addr(cluster, node, peer)?
-            ));
-        }
-        let id = node_id(cluster, node)?;
+        let id = self.own.node_id(cluster, node)?;
         let mut cmd = vec![
-            sh_quote(&self.binary(cluster)?),
+            self.own.binary(cluster),
             "node coord".into(),
             format!("--id {id}"),
-            format!("--peers {}", peers.join(",")),
+            format!("--peers {}", self.own.peers_arg(cluster, node)?),
             format!("--peer-listen {}:{PEER_PORT}", node.ip),
             format!("--client-listen {}:{CLIENT_PORT}", node.ip),
             "--data data".into(),
@@ -124,35 +75,6 @@ impl Coord {
         cmd.extend(self.bugs.iter().map(|b| format!("--bug {}", sh_quote(b))));
         Ok(cmd.join(" "))
     }
-}
-
-fn ip(node: &Node) -> Result<std::net::IpAddr, DbError> {
-    node.ip.parse().map_err(|_| DbError::Node {
-        system: SYSTEM,
-        node: node.name.clone(),
-        what: format!("{:?} is not an IP address", node.ip),
-    })
-}
-
-/// Nodes are numbered 1.. in the cluster's order.
-fn node_id(cluster: &Cluster, node: &Node) -> Result<NodeId, DbError> {
-    cluster
-        .nodes
-        .iter()
-        .position(|n| n.name == node.name)
-        .map(|i| i as NodeId + 1)
-        .ok_or_else(|| DbError::Node {
-            system: SYSTEM,
-            node: node.name.clone(),
-            what: "is not in the cluster".into(),
-        })
-}
-
-fn own_binary() -> Result<PathBuf, DbError> {
-    std::env::current_exe().map_err(|e| DbError::Setup {
-        system: SYSTEM,
-        what: format!("cannot find the running faultline binary to deploy as the node: {e}"),
-    })
 }
 
 /// Asks a node for its role: (its id, the leader it knows, whether it serves).
@@ -196,22 +118,11 @@ impl Db for Coord {
                 what,
             },
         )?;
-        own_binary().map(|_| ())
+        self.own.own_binary().map(|_| ())
     }
 
     fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        cluster
-            .remote
-            .exec(node, &Cmd::new("rm -rf log && mkdir -p log run bin"))?;
-        if cluster.backend == Backend::Ssh {
-            cluster
-                .remote
-                .upload(node, &own_binary()?, Path::new(UPLOADED_BINARY))?;
-            cluster
-                .remote
-                .exec(node, &Cmd::new(format!("chmod +x {UPLOADED_BINARY}")))?;
-        }
-        super::prepare_data_dir(cluster, node, &self.data_dir())?;
+        self.own.install(cluster, node, &self.data_dir())?;
         self.start(cluster, node)
     }
 
@@ -221,17 +132,12 @@ impl Db for Coord {
         node: &Node,
         timeout: Duration,
     ) -> Result<(), DbError> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("no answer");
-        while Instant::now() < deadline {
-            match status(self.client_addr(node)) {
-                Ok((_, _, true)) => return Ok(()),
-                Ok((_, leader, false)) => last = format!("not serving yet (leader {leader:?})"),
-                Err(e) => last = e.to_string(),
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(self.node_err(node, format!("not serving after {timeout:?}: {last}")))
+        self.own
+            .wait_serving(node, timeout, || match status(self.client_addr(node)) {
+                Ok((_, _, true)) => Ok(()),
+                Ok((_, leader, false)) => Err(format!("not serving yet (leader {leader:?})")),
+                Err(e) => Err(e.to_string()),
+            })
     }
 
     fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
@@ -241,10 +147,7 @@ impl Db for Coord {
     }
 
     fn daemon(&self) -> Daemon {
-        Daemon {
-            pidfile: "run/coord.pid".into(),
-            logfile: "log/coord.log".into(),
-        }
+        self.own.daemon()
     }
 
     /// Every node that says it leads: a deposed leader may still think so.
@@ -265,40 +168,11 @@ impl Db for Coord {
 
     /// The newest segment of the transaction log and where its records end.
     fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
-        let list = cluster
-            .remote
-            .exec(node, &Cmd::new(format!("ls {TXN_LOG_DIR}")))?;
-        let newest = list
-            .stdout_text()
-            .lines()
-            .map(str::trim)
-            .filter(|n| n.ends_with(".seg") && !n.starts_with('.'))
-            .max()
-            .map(str::to_string)
-            .ok_or_else(|| self.node_err(node, format!("no log segment in {TXN_LOG_DIR}")))?;
-        let file = PathBuf::from(TXN_LOG_DIR).join(&newest);
-        let local = std::env::temp_dir().join(format!(
-            "faultline-coord-seg-{}-{}-{newest}",
-            std::process::id(),
-            node.name
-        ));
-        let read = cluster
-            .remote
-            .download(node, &file, &local)
-            .map_err(DbError::from)
-            .and_then(|()| {
-                let bytes = read_bounded(&local).map_err(|e| self.node_err(node, e))?;
-                segment_tail(&bytes, &file).map_err(|e| self.node_err(node, e))
-            });
-        let _ = std::fs::remove_file(&local);
-        read
+        txn_log_tail(cluster, node, &self.own)
     }
 
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-        let exe = own_binary()?;
-        let mut files = super::binary_with_libs_at(SYSTEM, &exe)?;
-        files[0].1 = PathBuf::from(IMAGE_BINARY);
-        Ok(files)
+        self.own.image_files()
     }
 
     fn client_addr(&self, node: &Node) -> SocketAddr {
@@ -313,26 +187,40 @@ impl Db for Coord {
         cluster: &Cluster,
         rt: &tokio::runtime::Handle,
     ) -> Result<Option<Box<dyn Net>>, DbError> {
-        let mut targets = Vec::new();
-        for n in &cluster.nodes {
-            targets.push((n.name.clone(), SocketAddr::new(ip(n)?, PEER_PORT)));
-        }
-        let net = rt
-            .block_on(LocalNet::start(&targets, "127.0.0.1"))
-            .map_err(|e| DbError::Setup {
-                system: SYSTEM,
-                what: format!("cannot start the peer proxies: {e}"),
-            })?;
-        let mut links = BTreeMap::new();
-        for (from, _) in &targets {
-            for (to, _) in targets.iter().filter(|(to, _)| to != from) {
-                let addr = net.peer_addr(from, to).expect("a proxy per ordered pair");
-                links.insert((from.clone(), to.clone()), addr);
-            }
-        }
-        *self.local_links.lock().expect("not poisoned") = Some(links);
-        Ok(Some(Box::new(net)))
+        self.own.local_net(cluster, rt)
     }
+}
+
+/// The newest segment of the log in [`TXN_LOG_DIR`] (both reference systems keep their
+/// log there) and where its records end, read while the node is killed.
+pub fn txn_log_tail(cluster: &Cluster, node: &Node, own: &OwnNode) -> Result<LogTail, DbError> {
+    let list = cluster
+        .remote
+        .exec(node, &Cmd::new(format!("ls {TXN_LOG_DIR}")))?;
+    let newest = list
+        .stdout_text()
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.ends_with(".seg") && !n.starts_with('.'))
+        .max()
+        .map(str::to_string)
+        .ok_or_else(|| own.node_err(node, format!("no log segment in {TXN_LOG_DIR}")))?;
+    let file = PathBuf::from(TXN_LOG_DIR).join(&newest);
+    let local = std::env::temp_dir().join(format!(
+        "faultline-seg-{}-{}-{newest}",
+        std::process::id(),
+        node.name
+    ));
+    let read = cluster
+        .remote
+        .download(node, &file, &local)
+        .map_err(DbError::from)
+        .and_then(|()| {
+            let bytes = read_bounded(&local).map_err(|e| own.node_err(node, e))?;
+            segment_tail(&bytes, &file).map_err(|e| own.node_err(node, e))
+        });
+    let _ = std::fs::remove_file(&local);
+    read
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {

@@ -8,6 +8,8 @@
 pub mod coord;
 pub mod etcd;
 pub mod etcd_wal;
+pub mod own_node;
+pub mod twopc;
 
 use crate::control::daemon::{self, sh_quote, Daemon, State};
 use crate::control::lazy_disk::{self, LazyDisk};
@@ -137,6 +139,13 @@ pub trait Db: Send + Sync {
     /// run, failed runs too: the daemon's log unless a system says otherwise.
     fn log_files(&self) -> Vec<PathBuf> {
         vec![self.daemon().logfile]
+    }
+
+    /// The node-relative file where each node appends its event log (JSON lines for the
+    /// event-log checkers, `crate::event_log`), for systems that keep one. It must be among
+    /// [`Db::log_files`]; the harness then journals its faults and merges the logs.
+    fn events_file(&self) -> Option<PathBuf> {
+        None
     }
 
     /// The nodes that currently lead (for targeted faults); empty when none is known.
@@ -350,16 +359,21 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
             options.seed,
         ))),
         "etcd" => Some(Arc::new(etcd::Etcd::default())),
+        "twopc" => Some(Arc::new(twopc::TwoPc::new(
+            options.bugs.clone(),
+            options.seed,
+        ))),
         _ => None,
     }
 }
 
-pub const SYSTEMS: &[&str] = &["coord", "etcd"];
+pub const SYSTEMS: &[&str] = &["coord", "etcd", "twopc"];
 
 /// The planted bugs a system accepts (`--bug`), if it has any.
 pub fn bug_names(system: &str) -> &'static [&'static str] {
     match system {
         "coord" => &::coord::server::config::BUG_NAMES,
+        "twopc" => &::twopc::BUG_NAMES,
         _ => &[],
     }
 }

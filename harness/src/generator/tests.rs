@@ -185,6 +185,28 @@ fn nemesis_runs_beside_clients() {
 }
 
 #[test]
+fn a_relative_schedule_starts_when_its_phase_does() {
+    let nemesis = relative(stagger(
+        10 * MS,
+        nemesis_script(vec![("start-kill".into(), Value::Null)]),
+    ));
+    let gen = phases(vec![sleep(100 * MS), nemesis]);
+    let ops = simulate(gen, 1, MS, 5, 10, ok);
+    assert_eq!(ops.len(), 1);
+    assert!(
+        (100 * MS..=130 * MS).contains(&ops[0].time_ns),
+        "due within the stagger after the sleep: {ops:?}"
+    );
+}
+
+#[test]
+fn one_at_a_time_waits_for_each_completion() {
+    let ops = simulate(limit(3, one_at_a_time(reads())), 4, MS, 1, 100, ok);
+    let times: Vec<u64> = ops.iter().map(|o| o.time_ns).collect();
+    assert_eq!(times, vec![0, MS, 2 * MS], "{ops:?}");
+}
+
+#[test]
 fn until_ok_retries_until_success() {
     // The first two reads fail, the third succeeds: exactly three are issued from one client.
     let attempts = std::sync::atomic::AtomicU32::new(0);

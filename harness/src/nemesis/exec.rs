@@ -4,11 +4,18 @@
 //! The executor is the runner's client for the nemesis thread. Its calls block (signals over
 //! SSH, iptables), so each op runs on tokio's blocking pool. A fault that fails part way is
 //! recorded as `info` with the error: some of it may have happened.
+//!
+//! For systems that keep an event log, it also journals the faults as the event-log
+//! checkers read them ([`EventJournal`]): `crash` once a killed node is gone, `recover`
+//! before it starts again, `fault` before any other fault begins, `heal` once a stop leaves
+//! nothing in effect. Nodes are named there as the systems name themselves: `n<i>` for
+//! the i-th node of the cluster.
 
 use super::disk::{self, DiskMode};
 use crate::control::daemon::{self, State};
 use crate::control::{clock, Net, Node, PacketFaults};
 use crate::db::{Cluster, Db};
+use crate::event_log::EventJournal;
 use crate::partition::{self, Grudge};
 use crate::runner::Live;
 use checkers::history::Value;
@@ -33,6 +40,7 @@ struct Inner {
     net: Option<Arc<dyn Net>>,
     live: Arc<Live>,
     active: Mutex<Active>,
+    journal: Option<Arc<EventJournal>>,
 }
 
 /// What is in effect now.
@@ -47,12 +55,35 @@ struct Active {
     disked: BTreeSet<String>,
 }
 
+impl Active {
+    /// Nothing is in effect: the cluster is whole again.
+    fn is_empty(&self) -> bool {
+        !self.partitioned
+            && !self.packet
+            && self.killed.is_empty()
+            && self.paused.is_empty()
+            && self.clocked.is_empty()
+            && self.disked.is_empty()
+    }
+}
+
 impl Executor {
     pub fn new(
         cluster: Cluster,
         db: Arc<dyn Db>,
         net: Option<Arc<dyn Net>>,
         live: Arc<Live>,
+    ) -> Executor {
+        Executor::journaling(cluster, db, net, live, None)
+    }
+
+    /// An executor that also writes what it does to the run's event journal.
+    pub fn journaling(
+        cluster: Cluster,
+        db: Arc<dyn Db>,
+        net: Option<Arc<dyn Net>>,
+        live: Arc<Live>,
+        journal: Option<Arc<EventJournal>>,
     ) -> Executor {
         Executor {
             inner: Arc::new(Inner {
@@ -61,6 +92,7 @@ impl Executor {
                 net,
                 live,
                 active: Mutex::default(),
+                journal,
             }),
         }
     }
@@ -87,6 +119,16 @@ impl Client for Executor {
 
 impl Inner {
     fn apply(&self, f: &str, value: &Value) -> Result<Value, String> {
+        let done = self.dispatch(f, value);
+        if f.starts_with("stop-") && self.active().is_empty() {
+            if let Some(j) = &self.journal {
+                j.heal();
+            }
+        }
+        done
+    }
+
+    fn dispatch(&self, f: &str, value: &Value) -> Result<Value, String> {
         match f {
             "start-partition" => self.start_partition(value),
             "stop-partition" => self.stop_partition(),
@@ -107,6 +149,24 @@ impl Inner {
 
     fn active(&self) -> std::sync::MutexGuard<'_, Active> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The node's name in the event log: `n<i>` for the i-th node of the cluster.
+    fn event_node(&self, node: &Node) -> String {
+        let i = self.cluster.nodes.iter().position(|n| n.name == node.name);
+        i.map_or_else(|| node.name.clone(), |i| format!("n{}", i + 1))
+    }
+
+    fn journal_crash(&self, node: &Node) {
+        if let Some(j) = &self.journal {
+            j.crash(&self.event_node(node));
+        }
+    }
+
+    fn journal_fault(&self, what: &str) {
+        if let Some(j) = &self.journal {
+            j.fault(what);
+        }
     }
 
     fn mark(&self, fault: &str, on: bool) {
@@ -137,6 +197,7 @@ impl Inner {
             }
             None => return Err(format!("partition {topology:?} has no grudge")),
         };
+        self.journal_fault("partition");
         self.net()?.partition(&grudge).map_err(|e| e.to_string())?;
         self.active().partitioned = true;
         self.mark("partition", true);
@@ -182,9 +243,13 @@ impl Inner {
     fn start_kill(&self, value: &Value) -> Result<Value, String> {
         let nodes = self.targets(value)?;
         for node in &nodes {
-            self.db
+            let was_running = self
+                .db
                 .kill(&self.cluster, node)
                 .map_err(|e| e.to_string())?;
+            if was_running {
+                self.journal_crash(node);
+            }
             self.active().killed.insert(node.name.clone());
         }
         self.mark("kill", !nodes.is_empty());
@@ -210,6 +275,9 @@ impl Inner {
             let node = self.cluster.node(name).ok_or("unknown node")?;
             let state = daemon::state(self.cluster.remote.as_ref(), node, &self.db.daemon());
             if state.map_err(|e| e.to_string())? == State::Gone {
+                if let Some(j) = &self.journal {
+                    j.recover(&self.event_node(node));
+                }
                 self.db
                     .start(&self.cluster, node)
                     .map_err(|e| e.to_string())?;
@@ -231,9 +299,13 @@ impl Inner {
         let seed = value["seed"].as_u64().unwrap_or(0);
         let mut faults = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
-            self.db
+            let was_running = self
+                .db
                 .kill(&self.cluster, node)
                 .map_err(|e| e.to_string())?;
+            if was_running {
+                self.journal_crash(node);
+            }
             self.active().disked.insert(node.name.clone());
             self.mark("disk", true);
             faults.push(match mode {
@@ -297,6 +369,8 @@ impl Inner {
 
     fn start_pause(&self, value: &Value) -> Result<Value, String> {
         let nodes = self.targets(value)?;
+        // A paused node is silent, as if cut off: a fault, not a crash (it forgets nothing).
+        self.journal_fault("pause");
         for node in &nodes {
             self.db
                 .pause(&self.cluster, node)
@@ -327,6 +401,8 @@ impl Inner {
             .ok_or("a clock fault has offsets_ms")?;
         let period_ms = value["period_ms"].as_u64().unwrap_or(50);
         let remote = self.cluster.remote.as_ref();
+        // A node whose clock jumps times out early or late, as if messages were lost.
+        self.journal_fault("clock");
         for (name, offset) in offsets {
             let node = self
                 .cluster
@@ -359,6 +435,7 @@ impl Inner {
     fn start_packet(&self, value: &Value) -> Result<Value, String> {
         let faults: PacketFaults = serde_json::from_value(value.clone())
             .map_err(|e| format!("bad packet faults {value}: {e}"))?;
+        self.journal_fault("packet");
         self.net()?.packet(&faults).map_err(|e| e.to_string())?;
         self.active().packet = true;
         self.mark("packet", true);

@@ -6,17 +6,19 @@
 //!     --peer-listen 0.0.0.0:7001 --client-listen 0.0.0.0:7000 --data /var/lib/coord \
 //!     --cluster run-42 [--seed 7] [--bug stale-sync] [--clock-offset-file FILE] \
 //!     [--events FILE]
+//! faultline-node twopc (the same flags; --bug from twopc::BUG_NAMES) [--restore PART]
 //! ```
 //!
 //! Exit status: 0 after SIGTERM or SIGINT, 2 for bad arguments, 1 when the node fails
 //! (its disk, its data). Logs go to standard error.
 
+use crate::restore::{self, Seeded};
 use crate::{driver, NodeOptions};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use coord::server::config::{Bugs, CoordConfig};
 use coord::server::CoordServer;
-use machine::NodeId;
+use machine::{Machine, NodeId};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +38,19 @@ struct Cli {
 enum System {
     /// The ZooKeeper-like coordination service.
     Coord(Common),
+    /// The two-phase-commit store: node 1 coordinates, every other node holds one shard.
+    Twopc(TwopcArgs),
+}
+
+#[derive(clap::Args)]
+struct TwopcArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Start this participant from a snapshot part (a postcard `SnapshotPart`, as
+    /// `SnapshotState` returns it). Used only when its data directory holds nothing yet, so
+    /// a restart after a crash keeps what the node has since done.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -110,8 +125,11 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .try_init();
-    let System::Coord(args) = cli.system;
-    match run_coord(args) {
+    let result = match cli.system {
+        System::Coord(args) => run_coord(args),
+        System::Twopc(args) => run_twopc(args),
+    };
+    match result {
         Ok(()) => 0,
         Err(e) if e.downcast_ref::<BadArgs>().is_some() => {
             eprintln!("faultline-node: {e:#}");
@@ -129,12 +147,52 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 struct BadArgs(String);
 
 fn run_coord(args: Common) -> Result<()> {
+    let bugs = Bugs::parse(args.bugs.iter().map(String::as_str)).map_err(BadArgs)?;
+    let (opts, listen) = node_options(args)?;
+    serve::<CoordServer>(CoordConfig::with_bugs(bugs), opts, listen)
+}
+
+fn run_twopc(args: TwopcArgs) -> Result<()> {
+    let bugs = twopc::Bugs::parse(args.common.bugs.iter().map(String::as_str)).map_err(BadArgs)?;
+    let (opts, listen) = node_options(args.common)?;
+    if let Some(file) = &args.restore {
+        // Node 1 coordinates and holds no shard: a part given to it would be silently
+        // ignored, and the restored cluster would miss a shard.
+        if opts.peers.keys().next() == Some(&opts.id) {
+            return Err(BadArgs(format!(
+                "--restore is for participants; node {} coordinates and holds no shard",
+                opts.id
+            ))
+            .into());
+        }
+        let seeded = restore::seed(&opts.data_dir, file, opts.limits.clone()).map_err(|e| {
+            match e {
+                // A file that is not a part is a bad argument; a failing disk is the node's.
+                restore::RestoreError::File { .. } => anyhow::Error::from(BadArgs(e.to_string())),
+                restore::RestoreError::Storage { .. } => e.into(),
+            }
+        })?;
+        match seeded {
+            Seeded::Restored { keys } => {
+                tracing::info!(file = %file.display(), keys, "restored a snapshot part")
+            }
+            Seeded::AlreadyBooted => {
+                tracing::info!(file = %file.display(), "the store holds data: not restoring")
+            }
+        }
+    }
+    serve::<twopc::TwoPc>(twopc::TwoPcConfig::with_bugs(bugs), opts, listen)
+}
+
+/// Where a node listens: peers, then clients.
+type Listen = (SocketAddr, SocketAddr);
+
+/// The driver's options from the common flags; errors in them are [`BadArgs`].
+fn node_options(args: Common) -> Result<(NodeOptions, Listen)> {
     let peers = parse_peers(&args.peers).map_err(|e| BadArgs(format!("{e:#}")))?;
     let Some(own) = peers.get(&args.id).copied() else {
         return Err(BadArgs(format!("--id {} is not among --peers", args.id)).into());
     };
-    let bugs = Bugs::parse(args.bugs.iter().map(String::as_str)).map_err(BadArgs)?;
-    let config = CoordConfig::with_bugs(bugs);
     let opts = NodeOptions {
         id: args.id,
         peers,
@@ -145,21 +203,30 @@ fn run_coord(args: Common) -> Result<()> {
         events_file: args.events,
         limits: storage::Limits::default(),
     };
+    Ok((opts, (args.peer_listen.unwrap_or(own), args.client_listen)))
+}
+
+/// Runs core `M` on a two-thread runtime until SIGTERM or SIGINT.
+fn serve<M>(config: M::Config, opts: NodeOptions, (peer_addr, client_addr): Listen) -> Result<()>
+where
+    M: Machine + 'static,
+    M::Peer: Send + Sync + 'static,
+    M::Request: Send + Sync + 'static,
+    M::Response: Send + Sync + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let peer_addr = args.peer_listen.unwrap_or(own);
         let peer_listener = TcpListener::bind(peer_addr)
             .await
             .with_context(|| format!("binding the peer port {peer_addr}"))?;
-        let client_listener = TcpListener::bind(args.client_listen)
+        let client_listener = TcpListener::bind(client_addr)
             .await
-            .with_context(|| format!("binding the client port {}", args.client_listen))?;
-        tracing::info!(id = opts.id, peers = ?opts.peers, client = %args.client_listen, "starting");
-        driver::run::<CoordServer>(config, opts, peer_listener, client_listener, shutdown())
-            .await?;
+            .with_context(|| format!("binding the client port {client_addr}"))?;
+        tracing::info!(id = opts.id, peers = ?opts.peers, client = %client_addr, "starting");
+        driver::run::<M>(config, opts, peer_listener, client_listener, shutdown()).await?;
         tracing::info!("stopped");
         Ok(())
     })
@@ -194,8 +261,75 @@ mod tests {
             "c",
         ];
         args.extend_from_slice(extra);
-        let System::Coord(common) = Cli::try_parse_from(args).unwrap().system;
+        let System::Coord(common) = Cli::try_parse_from(args).unwrap().system else {
+            panic!("parsed as coord")
+        };
         common
+    }
+
+    fn twopc(extra: &[&str]) -> Result<TwopcArgs, clap::Error> {
+        let mut args = vec![
+            "faultline-node",
+            "twopc",
+            "--id",
+            "2",
+            "--peers",
+            "1=127.0.0.1:7001,2=127.0.0.1:7002",
+            "--client-listen",
+            "127.0.0.1:7000",
+            "--data",
+            "d",
+            "--cluster",
+            "c",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.system {
+            System::Twopc(a) => Ok(a),
+            System::Coord(_) => panic!("parsed as coord"),
+        }
+    }
+
+    #[test]
+    fn twopc_takes_the_common_flags_and_an_optional_restore_file() {
+        let plain = twopc(&["--events", "e.jsonl", "--bug", "commit-before-log"]).unwrap();
+        assert_eq!(plain.restore, None);
+        assert_eq!(plain.common.events, Some(PathBuf::from("e.jsonl")));
+        assert_eq!(plain.common.bugs, vec!["commit-before-log".to_string()]);
+        let restored = twopc(&["--restore", "part.bin"]).unwrap();
+        assert_eq!(restored.restore, Some(PathBuf::from("part.bin")));
+    }
+
+    #[test]
+    fn twopc_refuses_unknown_bugs_and_a_restore_on_the_coordinator_with_status_2() {
+        let code = main_with(
+            [
+                "faultline-node",
+                "twopc",
+                "--id",
+                "1",
+                "--peers",
+                "1=127.0.0.1:1,2=127.0.0.1:2",
+                "--client-listen",
+                "127.0.0.1:3",
+                "--data",
+                "d",
+                "--cluster",
+                "c",
+                "--bug",
+                "typo",
+            ]
+            .map(std::ffi::OsString::from),
+        );
+        assert_eq!(code, 2);
+        let args = twopc(&["--restore", "p"]).unwrap();
+        let mut args = args;
+        args.common.id = 1;
+        let err = run_twopc(args).unwrap_err();
+        assert!(err.downcast_ref::<BadArgs>().is_some(), "{err:#}");
+        assert!(
+            err.to_string().contains("--restore is for participants"),
+            "{err}"
+        );
     }
 
     #[test]

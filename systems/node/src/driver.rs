@@ -158,6 +158,15 @@ impl<M: Machine> Links<M> {
         for w in writes {
             self.disk.submit(w).map_err(NodeError::Disk)?;
         }
+        // Before the sends and replies: whatever a peer or client can see then has its line
+        // written, stamped before anyone could react to it. A kill in between leaves a line
+        // for an effect that never left (a lost message, which the checkers tolerate), never
+        // an effect without its line (a receive whose send is missing, an orphan to the
+        // recovery-line checker), and a reaction on another node is never stamped earlier
+        // than its cause when the logs are merged by time.
+        if let Some(log) = &mut self.events {
+            log.write_step(events)?;
+        }
         for (to, msg) in sends {
             if let Some(tx) = self.peers.get(&to) {
                 let _ = tx.try_send(msg); // Full or gone: the message is lost, as on a network.
@@ -174,10 +183,6 @@ impl<M: Machine> Links<M> {
         }
         for client in closes {
             self.clients.remove(&client);
-        }
-        // After the step's other effects, so a line never claims more than was dispatched.
-        if let Some(log) = &mut self.events {
-            log.write_step(events)?;
         }
         Ok(())
     }

@@ -15,10 +15,11 @@
 //!
 //! Lines are written whole: a step's lines are buffered (at most
 //! [`MAX_PENDING_EVENT_BYTES`], flushed early past that, always at a line boundary) and
-//! written with one `write_all` on a file opened with `O_APPEND` after the step's effects are
-//! dispatched. A killed node therefore leaves whole lines; should a line be torn anyway (a
-//! full disk, a filesystem that dropped unsynced data), the next open cuts it off. The file is
-//! not fsynced: the log is an observation, not the node's state. One file per node.
+//! written with one `write_all` on a file opened with `O_APPEND` before the step's sends and
+//! replies are dispatched (see `driver`). A killed node therefore leaves whole lines; should a
+//! line be torn anyway (a full disk, a filesystem that dropped unsynced data), the next open
+//! cuts it off. The file is not fsynced: the log is an observation, not the node's state. One
+//! file per node.
 
 use machine::NodeId;
 use serde::Serialize;

@@ -12,6 +12,7 @@
 //! - [`clients`]: the client listener and one reader and writer per connection.
 //! - [`driver`]: the loop that owns the core.
 //! - [`events`]: the core's events as JSON lines in a file, for the event-log checkers.
+//! - [`restore`]: seeding a new two-phase-commit participant with a snapshot part.
 //! - [`cli`]: the `faultline-node` command line.
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod driver;
 pub mod events;
 pub mod frame;
 pub mod peers;
+pub mod restore;
 
 use machine::NodeId;
 use std::collections::BTreeMap;

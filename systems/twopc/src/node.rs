@@ -21,7 +21,6 @@ pub enum Then {
     Coord(coordinator::Then),
     Part(participant::Then),
     Checkpoint { index: u64 },
-    Booted,
 }
 
 /// Everything but the role's own state.
@@ -117,6 +116,17 @@ impl Shell {
     }
 
     fn take_checkpoint(&mut self, index: u64, state: RoleState, out: &mut Effects<TwoPc>) {
+        self.take_checkpoint_with(index, state, Vec::new(), out);
+    }
+
+    /// A checkpoint written together with `also` (the boot record).
+    fn take_checkpoint_with(
+        &mut self,
+        index: u64,
+        state: RoleState,
+        also: Vec<DiskOp>,
+        out: &mut Effects<TwoPc>,
+    ) {
         debug_assert!(index > self.ckpt_index);
         // Everything appended so far goes out first, so the checkpoint's log position is
         // exact and the prefix it drops is covered by its state.
@@ -126,7 +136,8 @@ impl Shell {
             log_pos,
             state,
         });
-        let ops = vec![
+        let mut ops = also;
+        ops.extend([
             DiskOp::Put {
                 name: CHECKPOINT.into(),
                 bytes: blob,
@@ -135,7 +146,7 @@ impl Shell {
                 log: LOG.into(),
                 first: log_pos,
             },
-        ];
+        ]);
         let token = self
             .wal
             .write_after_log(ops, Then::Checkpoint { index }, out);
@@ -215,7 +226,6 @@ impl TwoPc {
                 s.last_ckpt_ms = s.now_ms;
                 out.record(Event::Checkpoint { id: index });
             }
-            (Then::Booted, _) => {}
             _ => debug_assert!(false, "an action for the other role"),
         }
     }
@@ -390,7 +400,7 @@ impl Machine for TwoPc {
                 boot.config.max_applied_listed,
             )?))
         };
-        let mut shell = Shell {
+        let shell = Shell {
             id: boot.id,
             members,
             cfg: boot.config.clone(),
@@ -405,16 +415,18 @@ impl Machine for TwoPc {
             wal: Wal::new(LOG, log.end(), 0),
             seen: BTreeMap::new(),
         };
-        let token = shell.wal.write_after_log(
-            vec![DiskOp::Put {
-                name: INCARNATION.into(),
-                bytes: record::encode(&incarnation),
-            }],
-            Then::Booted,
-            out,
-        );
-        shell.gate_on(token);
         let mut node = TwoPc { shell, role };
+        // The boot record goes with a fresh checkpoint of the recovered state: a crash may
+        // have come after the last checkpoint was durable but before its event was
+        // written, and every message this life sends must follow a recorded checkpoint.
+        let boot_record = DiskOp::Put {
+            name: INCARNATION.into(),
+            bytes: record::encode(&incarnation),
+        };
+        let state = node.role_state();
+        let index = node.shell.ckpt_index + 1;
+        node.shell
+            .take_checkpoint_with(index, state, vec![boot_record], out);
         let s = &mut node.shell;
         match &mut node.role {
             Role::Coordinator(c) => c.after_boot(s, out),

@@ -110,7 +110,11 @@ fn a_disk_it_did_not_write_is_refused_with_what_is_wrong() {
 #[test]
 fn nothing_is_done_before_the_boot_record_is_durable() {
     let (mut node, out) = boot(2, Durable::default()).unwrap();
-    assert_eq!(out.writes.len(), 1, "just the boot record");
+    assert_eq!(
+        out.writes.len(),
+        1,
+        "just the boot record and its checkpoint"
+    );
     let mut out = Effects::default();
     node.step(1, prepare(7, vec![Mop::Read { key: 0 }]), &mut out);
     assert!(
