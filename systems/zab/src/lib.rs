@@ -286,6 +286,31 @@ pub struct Zab<T, A> {
     after_persist: Vec<(u64, AfterPersist<T, A>)>,
     role: Role<T, A>,
     serving: bool,
+    clock: Clock,
+}
+
+/// Time as the protocol's timeouts measure it. The caller's clock is the node's, which
+/// clock faults move: a jump back would hold every timeout off for as long as the jump (a
+/// follower clinging to a dead leader), a jump forward would fire them all at once. So
+/// only forward progress counts, at most [`MAX_CLOCK_STEP_MS`] per observation.
+#[derive(Debug, Default)]
+struct Clock {
+    last_seen_ms: u64,
+    elapsed_ms: u64,
+}
+
+/// Most time one observation of the caller's clock may add (ticks come every 10 ms).
+pub const MAX_CLOCK_STEP_MS: u64 = 1_000;
+
+impl Clock {
+    fn observe(&mut self, now_ms: u64) -> u64 {
+        let step = now_ms
+            .saturating_sub(self.last_seen_ms)
+            .min(MAX_CLOCK_STEP_MS);
+        self.last_seen_ms = now_ms;
+        self.elapsed_ms += step;
+        self.elapsed_ms
+    }
 }
 
 impl<T, A> Zab<T, A>
@@ -337,6 +362,10 @@ where
                 sent_ms: 0,
             },
             serving: false,
+            clock: Clock {
+                last_seen_ms: now_ms,
+                elapsed_ms: now_ms,
+            },
         };
         zab.become_looking(now_ms, out);
         Ok((zab, snapshot.zxid, snapshot.bytes))
@@ -407,6 +436,7 @@ where
     }
 
     pub fn step(&mut self, now_ms: u64, from: NodeId, msg: ZabMsg<T, A>, out: &mut ZabOut<T, A>) {
+        let now_ms = self.clock.observe(now_ms);
         if !self.members.contains(&from) || from == self.id {
             return; // Not a peer: a misdirected or forged message.
         }
@@ -426,6 +456,7 @@ where
     }
 
     pub fn tick(&mut self, now_ms: u64, out: &mut ZabOut<T, A>) {
+        let now_ms = self.clock.observe(now_ms);
         match &mut self.role {
             Role::Looking { election, sent_ms } => {
                 let resend = now_ms.saturating_sub(*sent_ms) >= self.cfg.election_resend_ms;
@@ -446,6 +477,7 @@ where
 
     /// A write this node asked for is durable (and every write before it).
     pub fn persisted(&mut self, now_ms: u64, token: u64, out: &mut ZabOut<T, A>) {
+        let now_ms = self.clock.observe(now_ms);
         let done: Vec<u64> = self.appends.range(..=token).map(|(t, _)| *t).collect();
         for t in done {
             let z = self.appends.remove(&t).expect("listed");
@@ -784,4 +816,24 @@ fn load_history<T: Clone + DeserializeOwned>(
         }
     }
     Ok(History::new(snap, first_pos, entries))
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::{Clock, MAX_CLOCK_STEP_MS};
+
+    #[test]
+    fn clock_jumps_neither_freeze_nor_rush_the_protocol_clock() {
+        let mut c = Clock {
+            last_seen_ms: 50_000,
+            elapsed_ms: 50_000,
+        };
+        assert_eq!(c.observe(50_010), 50_010);
+        // Ten seconds back: time stands still for one observation, then moves on.
+        assert_eq!(c.observe(40_020), 50_010);
+        assert_eq!(c.observe(40_030), 50_020);
+        // Ten seconds forward: at most one step's worth.
+        assert_eq!(c.observe(50_030), 50_020 + MAX_CLOCK_STEP_MS);
+        assert_eq!(c.observe(50_040), 50_030 + MAX_CLOCK_STEP_MS);
+    }
 }
