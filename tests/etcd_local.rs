@@ -254,11 +254,23 @@ fn bad_arguments_and_impossible_faults_are_refused_by_name() {
                 "--system",
                 "etcd",
                 "--workload",
+                "no-such-workload",
+                "--store",
+                s,
+            ],
+            "unknown workload \"no-such-workload\"",
+        ),
+        (
+            &[
+                "test",
+                "--system",
+                "etcd",
+                "--workload",
                 "bank",
                 "--store",
                 s,
             ],
-            "unknown workload \"bank\"",
+            "the bank workload runs on",
         ),
         (
             &[
