@@ -138,6 +138,23 @@ impl Coordinator {
                 None,
             );
         }
+        // A decision on disk is a decision made, whether or not the crash let its events be
+        // written: record it again, so no participant that learns it looks as if it
+        // decided alone. Repeating the same decision changes nothing for the checkers.
+        for (&txn, t) in &self.txns {
+            if let Some((commit, _)) = t.decision {
+                let record = if commit {
+                    RecordName::Commit
+                } else {
+                    RecordName::Abort
+                };
+                out.record(Event::Log { txn, record });
+                out.record(Event::Decide {
+                    txn,
+                    decision: Decision::of(commit),
+                });
+            }
+        }
         let undecided: Vec<TxnId> = self
             .txns
             .iter()

@@ -279,8 +279,15 @@ impl Participant {
 
     /// The snapshot this message makes the node join first, if any.
     pub fn cut_to_join(&self, body: &Body) -> Option<SnapshotId> {
+        // A decision's transaction marker names a snapshot that has started too: a decision
+        // learned from a peer (the termination protocol) must not be applied before this
+        // node joins the cut it belongs after.
         let seen = match body {
-            Body::Prepare { marker, .. } | Body::Decision { marker, .. } => (*marker)?,
+            Body::Prepare { marker, .. } => (*marker)?,
+            Body::Decision {
+                marker, txn_marker, ..
+            } => (*marker).max(*txn_marker)?,
+            Body::DecisionResp { txn_marker, .. } => (*txn_marker)?,
             Body::SnapshotStart { snapshot, .. } => *snapshot,
             _ => return None,
         };
