@@ -1,7 +1,7 @@
 //! The generator -> client -> history path with a client that does nothing: how many ops a
 //! second the controller itself can record. Run with `cargo bench -p faultline --bench runner`.
 
-use checkers::history::{OpType, Value};
+use checkers::history::Value;
 use criterion::{criterion_group, criterion_main, Criterion};
 use faultline::generator::{from_fn, limit};
 use faultline::runner::{run, Client, Outcome, RunConfig};
@@ -12,11 +12,7 @@ struct Noop;
 
 impl Client for Noop {
     async fn invoke(&mut self, _f: &str, value: &Value) -> Outcome {
-        Outcome {
-            op_type: OpType::Ok,
-            value: value.clone(),
-            error: None,
-        }
+        Outcome::ok(value.clone())
     }
 }
 

@@ -4,8 +4,12 @@
 //! holds what happened), so a run re-checks the same way later, on another machine, or
 //! after the controller crashed part way. The verdict goes to `results.json` (with the seed
 //! and revision, so a failure says how to reproduce it) and an HTML report to `report.html`.
-//! The two-phase-commit store's runs are judged by several checkers at once ([`twopc`]).
+//! The two-phase-commit store's runs are judged by several checkers at once ([`twopc`]);
+//! PostgreSQL's at the model of their isolation level ([`postgres`]); the replicated
+//! database's at the model its replication mode claims, with its apply logs ([`repdb`]).
 
+mod postgres;
+mod repdb;
 mod twopc;
 
 use crate::exit::Exit;
@@ -48,6 +52,12 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
         .as_str()
         .context("test.json names no workload (args.workload)")?;
     let history = read_history(dir)?;
+    if test["args"]["system"] == "postgres" {
+        return postgres::check(dir, &test, &history);
+    }
+    if test["args"]["system"] == "repdb" {
+        return repdb::check(dir, &test, &history);
+    }
     if let Some(kind) = workloads::twopc::workload::Kind::from_name(workload) {
         return twopc::check(dir, &test, &history, kind);
     }

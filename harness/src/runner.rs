@@ -47,6 +47,13 @@ struct Done {
     outcome: Outcome,
 }
 
+/// What a completion records besides its type and value.
+struct Completed {
+    error: Option<Value>,
+    node: Option<String>,
+    extra: serde_json::Map<String, Value>,
+}
+
 /// Live counters for the progress line, updated as events are recorded.
 #[derive(Debug, Default)]
 pub struct Live {
@@ -219,11 +226,7 @@ async fn work<C: Client>(
         let outcome =
             match tokio::time::timeout(op_timeout, client.invoke(&job.f, &job.value)).await {
                 Ok(outcome) => outcome,
-                Err(_) => Outcome {
-                    op_type: OpType::Info,
-                    value: job.value.clone(),
-                    error: Some(Value::from("timeout")),
-                },
+                Err(_) => Outcome::info(job.value.clone(), "timeout"),
             };
         if done.send(Done { worker, outcome }).await.is_err() {
             return;
@@ -318,6 +321,7 @@ impl Scheduler {
         }
     }
 
+    /// Appends one event; `completion` carries what a client said beyond type and value.
     fn record(
         &mut self,
         history: &mut HistoryWriter,
@@ -325,11 +329,15 @@ impl Scheduler {
         op_type: OpType,
         f: &str,
         value: Value,
-        error: Option<Value>,
+        completion: Option<Completed>,
     ) -> anyhow::Result<()> {
         let mut op = Op::new(self.index, op_type, self.process_of(thread), f, value);
         op.time = Some(self.now_ns());
-        op.error = error;
+        if let Some(c) = completion {
+            op.error = c.error;
+            op.node = c.node;
+            op.extra = c.extra;
+        }
         history.append(&op)?;
         self.index += 1;
         Ok(())
@@ -427,12 +435,15 @@ impl Scheduler {
             op_type,
             value,
             error,
+            node,
+            extra,
         } = done.outcome;
         let op_type = match op_type {
             OpType::Invoke => OpType::Info,
             t => t,
         };
-        self.record(history, thread, op_type, &f, value, error)?;
+        let completed = Completed { error, node, extra };
+        self.record(history, thread, op_type, &f, value, Some(completed))?;
         if let Thread::Client(w) = thread {
             self.count(op_type);
             if !matches!(op_type, OpType::Ok | OpType::Fail) {

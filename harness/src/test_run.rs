@@ -56,6 +56,11 @@ pub struct TestArgs {
     /// The workload its clients run.
     #[arg(long)]
     pub workload: String,
+    /// The isolation level every transaction asks for (postgres only, and required there):
+    /// read-committed, repeatable-read or serializable. The run is checked at the model the
+    /// level promises.
+    #[arg(long, value_name = "LEVEL")]
+    pub isolation: Option<String>,
     /// Fault classes, comma-separated: partition, kill, pause, packet, clock, disk, or none.
     #[arg(long, default_value = "none")]
     pub nemesis: String,
@@ -114,9 +119,18 @@ pub struct TestArgs {
     /// Switch on a bug planted in a reference system, to see the checkers catch it
     /// (repeatable). coord: ack-before-fsync, stale-sync, stale-leader,
     /// skip-ephemeral-cleanup. twopc: commit-before-log, vote-before-force, decide-alone,
-    /// snapshot-without-markers, checkpoint-skips-forced.
+    /// snapshot-without-markers, checkpoint-skips-forced. repdb:
+    /// nondeterministic-certification, apply-before-delivery.
     #[arg(long = "bug", value_name = "BUG")]
     pub bugs: Vec<String>,
+    /// repdb: how updates reach the replicas: certification (default), active,
+    /// weak-voting, primary-copy, lazy.
+    #[arg(long, value_name = "MODE")]
+    pub replication: Option<String>,
+    /// repdb: certify write sets only, first-committer-wins (snapshot isolation);
+    /// certification and weak-voting only.
+    #[arg(long)]
+    pub no_read_sets: bool,
     /// The test's name in the store (default: SYSTEM-WORKLOAD).
     #[arg(long)]
     pub name: Option<String>,
@@ -202,6 +216,8 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
         ));
     }
     workload::check_pairing(&args.system, &args.workload).map_err(BadArgs)?;
+    workload::postgres::check_isolation(&args.system, args.isolation.as_deref())
+        .map_err(BadArgs)?;
     let classes = nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
     if args.workload == "recovery" && !classes.contains(&FaultClass::Kill) {
         return bad(
@@ -256,6 +272,13 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
             ),
         });
     }
+    db::repdb::validate_flags(
+        &args.system,
+        args.replication.as_deref(),
+        args.no_read_sets,
+        &args.bugs,
+    )
+    .map_err(BadArgs)?;
     if let Some(bug) = &args.client_bug {
         if args.system != "etcd" {
             return bad(format!(
@@ -344,17 +367,22 @@ fn run_in_dir(
     let options = db::DbOptions {
         bugs: args.bugs.clone(),
         seed,
+        replication: args.replication.clone(),
+        no_read_sets: args.no_read_sets,
     };
     let db = db::by_name(&args.system, &options).expect("validated");
     let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");
     let target = crate::workload::Target::of_system(&args.system)?;
-    let workload = Workload::new(
-        &args.workload,
-        args.client_bug.as_deref(),
-        target,
-        args.op_timeout_ms,
-        node_count(args),
-    )?;
+    let workload = match args.isolation.as_deref() {
+        Some(level) => Workload::postgres(&args.workload, level, args.op_timeout_ms)?,
+        None => Workload::new(
+            &args.workload,
+            args.client_bug.as_deref(),
+            target,
+            args.op_timeout_ms,
+            node_count(args),
+        )?,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

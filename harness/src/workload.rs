@@ -17,19 +17,43 @@ use workloads::coord::workload::{self as coord_workload, ClientContext, CoordWor
 use workloads::register::{
     CoordRegisterClient, RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient,
 };
+use workloads::repdb::workload::{self as repdb_workload, RepdbWorkload};
 use workloads::twopc::workload::{self as twopc_workload, TwoPcWorkload};
 
+pub mod postgres;
+
 /// The workloads `faultline test --workload` knows: `register` on etcd and coord, the
-/// coordination service's own, and the two-phase-commit store's.
+/// coordination service's own, the two-phase-commit store's, PostgreSQL's and the
+/// replicated database's.
 pub fn names() -> Vec<&'static str> {
     let mut names = vec![RegisterWorkload::NAME];
     names.extend_from_slice(coord_workload::names());
     names.extend_from_slice(twopc_workload::NAMES);
+    for w in workloads::postgres::NAMES
+        .iter()
+        .chain(repdb_workload::NAMES)
+    {
+        if !names.contains(w) {
+            names.push(w);
+        }
+    }
     names
 }
 
 /// Whether `workload` runs on `system`; the error says what runs where.
 pub fn check_pairing(system: &str, workload: &str) -> Result<(), String> {
+    if let Some(verdict) = postgres::pairing(system, workload) {
+        return verdict;
+    }
+    if system == "repdb" {
+        if repdb_workload::NAMES.contains(&workload) {
+            return Ok(());
+        }
+        return Err(format!(
+            "the {workload} workload does not run on repdb; repdb runs {}",
+            repdb_workload::NAMES.join(", ")
+        ));
+    }
     let twopc = twopc_workload::NAMES.contains(&workload);
     let ok = match system {
         "twopc" => twopc,
@@ -57,6 +81,10 @@ pub const CLIENT_BUGS: &[&str] = &["stale-cache"];
 /// Attempts at each final read before giving up on it (the check then sees only failures).
 const MAX_FINAL_READ_ATTEMPTS: u64 = 100;
 
+/// Attempts at the replicated database's `settle` (each up to the client's operation
+/// timeout) before its apply logs are read anyway, and judged as possibly unfinished.
+const MAX_SETTLE_ATTEMPTS: u64 = 12;
+
 /// How long the checker may take on a run before answering unknown.
 pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(300);
 
@@ -66,6 +94,8 @@ pub enum Target {
     Etcd,
     Coord,
     TwoPc,
+    Postgres,
+    Repdb,
 }
 
 impl Target {
@@ -74,6 +104,8 @@ impl Target {
             "etcd" => Ok(Target::Etcd),
             "coord" => Ok(Target::Coord),
             "twopc" => Ok(Target::TwoPc),
+            "postgres" => Ok(Target::Postgres),
+            "repdb" => Ok(Target::Repdb),
             other => anyhow::bail!("no clients for system {other:?}"),
         }
     }
@@ -84,6 +116,8 @@ impl Target {
             Target::Etcd => "etcd",
             Target::Coord => "coord",
             Target::TwoPc => "twopc",
+            Target::Postgres => "postgres",
+            Target::Repdb => "repdb",
         }
     }
 }
@@ -94,6 +128,10 @@ pub struct Workload {
     coord: Option<Arc<dyn CoordWorkload>>,
     /// Set for the two-phase-commit store's workloads.
     twopc: Option<Arc<TwoPcWorkload>>,
+    /// Set for the replicated database's workloads.
+    repdb: Option<Arc<RepdbWorkload>>,
+    /// Set for PostgreSQL's workloads ([`Workload::postgres`]).
+    postgres: Option<Arc<workloads::postgres::workload::PgWorkload>>,
     register: RegisterWorkload,
     ops: Arc<Mutex<RegisterOps>>,
     stale_cache: bool,
@@ -112,9 +150,14 @@ impl Workload {
         nodes: usize,
     ) -> anyhow::Result<Workload> {
         check_pairing(target.system(), name).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            target != Target::Postgres,
+            "postgres workloads run at an isolation level: Workload::postgres"
+        );
         let twopc = twopc_workload::by_name(name, nodes).map(Arc::new);
+        let repdb = repdb_workload::by_name(name, nodes).map(Arc::new);
         let coord = match name {
-            _ if twopc.is_some() => None,
+            _ if twopc.is_some() || repdb.is_some() => None,
             RegisterWorkload::NAME => None,
             other => {
                 let w = coord_workload::by_name(other)
@@ -133,6 +176,8 @@ impl Workload {
         Ok(Workload {
             coord,
             twopc,
+            repdb,
+            postgres: None,
             register,
             ops: Arc::new(Mutex::new(ops)),
             stale_cache: client_bug == Some("stale-cache"),
@@ -157,6 +202,13 @@ impl Workload {
 
     /// The endless stream of client operations. The RNG is the runner's, seeded by the run.
     pub fn ops(&self) -> Gen {
+        if let Some(w) = &self.postgres {
+            return postgres::ops(w);
+        }
+        if let Some(w) = &self.repdb {
+            let w = w.clone();
+            return generator::from_fn(move |rng| w.next_op(rng));
+        }
         if let Some(w) = &self.twopc {
             let w = w.clone();
             return generator::from_fn(move |rng| w.next_op(rng));
@@ -172,6 +224,15 @@ impl Workload {
     /// After healing: one successful read of every key the run wrote, so that a lost write
     /// shows up even when nobody read that key during the faults.
     pub fn final_reads(&self) -> Gen {
+        if let Some(w) = &self.postgres {
+            return postgres::final_reads(w, MAX_FINAL_READ_ATTEMPTS);
+        }
+        if let Some(w) = &self.repdb {
+            return generator::phases(vec![
+                until_ok_serially(w.settle_ops(), MAX_SETTLE_ATTEMPTS),
+                until_ok_serially(w.dump_ops(), MAX_FINAL_READ_ATTEMPTS),
+            ]);
+        }
         if let Some(w) = &self.twopc {
             let quiet_ns = twopc_workload::FINAL_QUIET_MS * 1_000_000;
             return generator::phases(vec![
@@ -191,6 +252,16 @@ impl Workload {
 
     /// The client for worker `w`, bound to the node at `addr` of `nodes`.
     pub fn client(&self, addr: SocketAddr, nodes: &[SocketAddr], w: u32) -> AnyClient {
+        if let Some(workload) = &self.postgres {
+            return postgres::client(workload, addr, self.client_timeout_ms);
+        }
+        if let Some(workload) = &self.repdb {
+            return AnyClient::Dyn(workload.client(repdb_workload::ClientContext {
+                nodes: nodes.to_vec(),
+                worker: w,
+                op_timeout_ms: self.client_timeout_ms,
+            }));
+        }
         if let Some(workload) = &self.twopc {
             return AnyClient::Dyn(workload.client(twopc_workload::ClientContext {
                 nodes: nodes.to_vec(),

@@ -108,7 +108,7 @@ pub fn check(dir: &Path, test: &Value, history: &History, kind: Kind) -> anyhow:
     })
 }
 
-fn word(v: Validity) -> &'static str {
+pub(super) fn word(v: Validity) -> &'static str {
     match v {
         Validity::Valid => "valid",
         Validity::Invalid => "INVALID",
@@ -117,7 +117,7 @@ fn word(v: Validity) -> &'static str {
 }
 
 /// Invalid beats unknown beats valid.
-fn worst(a: Validity, b: Validity) -> Validity {
+pub(super) fn worst(a: Validity, b: Validity) -> Validity {
     match (a, b) {
         (Validity::Invalid, _) | (_, Validity::Invalid) => Validity::Invalid,
         (Validity::Unknown, _) | (_, Validity::Unknown) => Validity::Unknown,

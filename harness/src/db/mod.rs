@@ -9,6 +9,8 @@ pub mod coord;
 pub mod etcd;
 pub mod etcd_wal;
 pub mod own_node;
+pub mod postgres;
+pub mod repdb;
 pub mod twopc;
 
 use crate::control::daemon::{self, sh_quote, Daemon, State};
@@ -349,6 +351,10 @@ pub struct DbOptions {
     pub bugs: Vec<String>,
     /// The run's seed, for systems whose nodes are seeded.
     pub seed: u64,
+    /// repdb: the replication mode (`--replication`; certification when absent) and
+    /// whether certification drops read sets (`--no-read-sets`).
+    pub replication: Option<String>,
+    pub no_read_sets: bool,
 }
 
 /// The systems `faultline test --system` knows.
@@ -363,17 +369,25 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
             options.bugs.clone(),
             options.seed,
         ))),
+        "postgres" => Some(Arc::new(postgres::Postgres)),
+        "repdb" => Some(Arc::new(repdb::Repdb::new(
+            options.replication.as_deref(),
+            !options.no_read_sets,
+            options.bugs.clone(),
+            options.seed,
+        ))),
         _ => None,
     }
 }
 
-pub const SYSTEMS: &[&str] = &["coord", "etcd", "twopc"];
+pub const SYSTEMS: &[&str] = &["coord", "etcd", "twopc", "postgres", "repdb"];
 
 /// The planted bugs a system accepts (`--bug`), if it has any.
 pub fn bug_names(system: &str) -> &'static [&'static str] {
     match system {
         "coord" => &::coord::server::config::BUG_NAMES,
         "twopc" => &::twopc::BUG_NAMES,
+        "repdb" => self::repdb::BUG_NAMES.as_slice(),
         _ => &[],
     }
 }

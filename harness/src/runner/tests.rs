@@ -50,11 +50,7 @@ impl Client for Register {
         self.delay_us = (self.delay_us * 7 + 13) % 300;
         tokio::time::sleep(Duration::from_micros(self.delay_us)).await;
         let mut cell = self.cell.lock().unwrap();
-        let ok = |value: Value| Outcome {
-            op_type: OpType::Ok,
-            value,
-            error: None,
-        };
+        let ok = Outcome::ok;
         match f {
             "read" => ok(json!(*cell)),
             "write" => {
@@ -67,11 +63,7 @@ impl Client for Register {
                     *cell = new;
                     ok(value.clone())
                 } else {
-                    Outcome {
-                        op_type: OpType::Fail,
-                        value: value.clone(),
-                        error: Some(json!("mismatch")),
-                    }
+                    Outcome::fail(value.clone(), "mismatch")
                 }
             }
         }
@@ -127,11 +119,7 @@ struct Slow;
 impl Client for Slow {
     async fn invoke(&mut self, _f: &str, value: &Value) -> Outcome {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        Outcome {
-            op_type: OpType::Ok,
-            value: value.clone(),
-            error: None,
-        }
+        Outcome::ok(value.clone())
     }
 }
 
@@ -180,4 +168,36 @@ fn timeouts_are_info_and_retire_the_process() {
         .iter()
         .filter(|o| o.op_type == OpType::Info)
         .all(|o| o.error == Some(json!("timeout"))));
+}
+
+/// Says which node answered and names the transaction, as clients of replicated systems do.
+struct Annotating;
+
+impl Client for Annotating {
+    async fn invoke(&mut self, _f: &str, value: &Value) -> Outcome {
+        Outcome::ok(value.clone())
+            .at_node("n2")
+            .with_field("txn-id", 7)
+    }
+}
+
+#[test]
+fn a_completion_records_the_node_and_fields_its_client_gives() {
+    let path = scratch("annotated.jsonl");
+    let config = RunConfig {
+        concurrency: 1,
+        seed: 1,
+        op_timeout: Duration::from_secs(5),
+    };
+    record(
+        &path,
+        &config,
+        limit(1, from_fn(|_| ("txn".into(), json!([["r", 1, null]])))),
+        |_| Annotating,
+    );
+    let h = jsonl::read("annotated.jsonl", &std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(h.ops.len(), 2);
+    assert_eq!(h.ops[0].node, None, "an invocation has not been answered");
+    assert_eq!(h.ops[1].node.as_deref(), Some("n2"));
+    assert_eq!(h.ops[1].extra.get("txn-id"), Some(&json!(7)));
 }

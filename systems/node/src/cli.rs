@@ -7,6 +7,8 @@
 //!     --cluster run-42 [--seed 7] [--bug stale-sync] [--clock-offset-file FILE] \
 //!     [--events FILE]
 //! faultline-node twopc (the same flags; --bug from twopc::BUG_NAMES) [--restore PART]
+//! faultline-node repdb (the same flags; --bug from repdb's BUG_TABLE) \
+//!     [--replication certification|active|weak-voting|primary-copy|lazy] [--no-read-sets]
 //! ```
 //!
 //! Exit status: 0 after SIGTERM or SIGINT, 2 for bad arguments, 1 when the node fails
@@ -40,6 +42,24 @@ enum System {
     Coord(Common),
     /// The two-phase-commit store: node 1 coordinates, every other node holds one shard.
     Twopc(TwopcArgs),
+    /// The replicated database on Zab: every node holds every key.
+    Repdb(RepdbArgs),
+}
+
+/// The replicated database's deploy-time choices. Every replica of a cluster must be given
+/// the same ones: replicas that certify by different rules diverge.
+#[derive(clap::Args)]
+struct RepdbArgs {
+    #[command(flatten)]
+    common: Common,
+    /// How updates reach the replicas: certification, active, weak-voting, primary-copy or
+    /// lazy.
+    #[arg(long, value_name = "MODE", default_value = "certification")]
+    replication: String,
+    /// Certify write sets only, first-committer-wins (snapshot isolation); certification and
+    /// weak-voting only.
+    #[arg(long)]
+    no_read_sets: bool,
 }
 
 #[derive(clap::Args)]
@@ -128,6 +148,7 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let result = match cli.system {
         System::Coord(args) => run_coord(args),
         System::Twopc(args) => run_twopc(args),
+        System::Repdb(args) => run_repdb(args),
     };
     match result {
         Ok(()) => 0,
@@ -182,6 +203,23 @@ fn run_twopc(args: TwopcArgs) -> Result<()> {
         }
     }
     serve::<twopc::TwoPc>(twopc::TwoPcConfig::with_bugs(bugs), opts, listen)
+}
+
+fn run_repdb(args: RepdbArgs) -> Result<()> {
+    let config = repdb::RepdbConfig::from_flags(
+        &args.replication,
+        args.no_read_sets,
+        args.common.bugs.iter().map(String::as_str),
+    )
+    .map_err(|e| BadArgs(e.to_string()))?;
+    let (opts, listen) = node_options(args.common)?;
+    tracing::info!(
+        mode = config.mode.name(),
+        read_sets = config.read_sets,
+        bugs = ?config.bugs,
+        "replicated database"
+    );
+    serve::<repdb::Replica>(config, opts, listen)
 }
 
 /// Where a node listens: peers, then clients.
@@ -267,14 +305,15 @@ mod tests {
         common
     }
 
-    fn twopc(extra: &[&str]) -> Result<TwopcArgs, clap::Error> {
+    /// Parses `faultline-node SYSTEM` with the common flags (node `id` of `peers`) and `extra`.
+    fn parse(system: &str, id: &str, peers: &str, extra: &[&str]) -> Result<System, clap::Error> {
         let mut args = vec![
             "faultline-node",
-            "twopc",
+            system,
             "--id",
-            "2",
+            id,
             "--peers",
-            "1=127.0.0.1:7001,2=127.0.0.1:7002",
+            peers,
             "--client-listen",
             "127.0.0.1:7000",
             "--data",
@@ -283,9 +322,13 @@ mod tests {
             "c",
         ];
         args.extend_from_slice(extra);
-        match Cli::try_parse_from(args)?.system {
+        Ok(Cli::try_parse_from(args)?.system)
+    }
+
+    fn twopc(extra: &[&str]) -> Result<TwopcArgs, clap::Error> {
+        match parse("twopc", "2", "1=127.0.0.1:7001,2=127.0.0.1:7002", extra)? {
             System::Twopc(a) => Ok(a),
-            System::Coord(_) => panic!("parsed as coord"),
+            _ => panic!("parsed as another system"),
         }
     }
 
@@ -330,6 +373,55 @@ mod tests {
             err.to_string().contains("--restore is for participants"),
             "{err}"
         );
+    }
+
+    fn repdb(extra: &[&str]) -> Result<RepdbArgs, clap::Error> {
+        match parse("repdb", "1", "1=127.0.0.1:7001", extra)? {
+            System::Repdb(a) => Ok(a),
+            _ => panic!("parsed as another system"),
+        }
+    }
+
+    #[test]
+    fn repdb_takes_a_mode_read_sets_and_its_bugs() {
+        let plain = repdb(&[]).unwrap();
+        assert_eq!(plain.replication, "certification");
+        assert!(!plain.no_read_sets);
+        let si = repdb(&[
+            "--replication",
+            "weak-voting",
+            "--no-read-sets",
+            "--bug",
+            "apply-before-delivery",
+        ])
+        .unwrap();
+        assert_eq!(si.replication, "weak-voting");
+        assert!(si.no_read_sets);
+        assert_eq!(si.common.bugs, vec!["apply-before-delivery".to_string()]);
+    }
+
+    #[test]
+    fn repdb_refuses_unknown_modes_bugs_and_read_sets_it_cannot_drop_with_status_2() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--replication", "eager"], "unknown replication mode"),
+            (&["--bug", "typo"], "nondeterministic-certification"),
+            (
+                &["--replication", "active", "--no-read-sets"],
+                "--no-read-sets applies to certification and weak-voting",
+            ),
+        ];
+        for (extra, says) in cases {
+            let err = run_repdb(repdb(extra).unwrap()).unwrap_err();
+            assert!(
+                err.downcast_ref::<BadArgs>().is_some(),
+                "{extra:?}: {err:#}"
+            );
+            assert!(err.to_string().contains(says), "{extra:?}: {err}");
+        }
+        let mut argv = vec!["faultline-node", "repdb", "--id", "1", "--peers"];
+        argv.extend(["1=127.0.0.1:1", "--client-listen", "127.0.0.1:2"]);
+        argv.extend(["--data", "d", "--cluster", "c", "--replication", "nope"]);
+        assert_eq!(main_with(argv.into_iter().map(std::ffi::OsString::from)), 2);
     }
 
     #[test]

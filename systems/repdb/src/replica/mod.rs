@@ -1,5 +1,5 @@
 //! One replica: Zab below, the replicated database above, and the delegate's clients in
-//! between. This is the `Machine` the simulator (and, later, the node binary) runs.
+//! between. This is the `Machine` the simulator (and the node binary) runs.
 //!
 //! How an update transaction travels, by mode:
 //! - **certification**: executes here on a snapshot for `exec_ticks`, then its write set

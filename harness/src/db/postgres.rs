@@ -1,0 +1,420 @@
+//! PostgreSQL 15 from Debian's `postgresql-15` package as a system under test: one server
+//! per run, to check its isolation levels (issue 8), not replication.
+//!
+//! Setup runs `initdb` into the node's `data` directory, trusts the workloads' role from
+//! any address (`pg_hba.conf`), creates the database and the workloads' tables in
+//! single-user mode (before any client can race for them), and starts `postgres -D data -k .
+//! -p 5432 -c listen_addresses=IP` as the node's daemon.
+//!
+//! PostgreSQL refuses to run as root, and tests and CI run as root: every PostgreSQL
+//! program runs as Debian's unprivileged `postgres` user through `setpriv` (util-linux; no
+//! PAM session, no password, and it `exec`s, so the daemon's pid is the postmaster's), and
+//! the data directory is that user's. The node's directory must be reachable by that user,
+//! which preflight checks.
+//!
+//! The postmaster makes every child process the leader of its own session, so signalling
+//! the daemon's process group reaches the postmaster alone. Kill, pause and resume therefore
+//! signal the postmaster and each of its children: a kill stops the postmaster first (so it
+//! forks nothing more), kills its children, then kills it, and waits until all are gone, as
+//! a power cut would leave them; the restart then recovers from the WAL.
+
+use super::{Backend, Cluster, Db, DbError};
+use crate::control::daemon::{self, sh_quote, Daemon};
+use crate::control::{Cmd, Net, Node};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use workloads::postgres::{DATABASE, PORT, USER};
+
+const SYSTEM: &str = "postgres";
+/// Debian's PostgreSQL 15 programs.
+pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// The unprivileged user the server runs as (created by Debian's `postgresql-common`).
+pub const OS_USER: &str = "postgres";
+/// The node-relative data directory.
+const DATA_DIR: &str = "data";
+/// Setup's own output (initdb, single-user mode), collected with the server's log.
+const SETUP_LOG: &str = "log/postgres-setup.log";
+/// Connections the server accepts: one per client worker, with room to spare.
+const MAX_CONNECTIONS: u32 = 500;
+/// How long initdb and each single-user step may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a kill waits for the server's processes to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// A single PostgreSQL 15 server.
+#[derive(Clone, Debug, Default)]
+pub struct Postgres;
+
+/// `program` from [`BIN_DIR`], run as [`OS_USER`].
+fn as_postgres(program: &str, args: &str) -> String {
+    format!("setpriv --reuid={OS_USER} --regid={OS_USER} --init-groups {BIN_DIR}/{program} {args}")
+}
+
+impl Postgres {
+    fn node_err(&self, node: &Node, what: impl Into<String>) -> DbError {
+        DbError::Node {
+            system: SYSTEM,
+            node: node.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    /// Runs `script` as root on `node` (with `stdin`), failing with `what` and the
+    /// script's output if it exits non-zero.
+    fn run(
+        &self,
+        cluster: &Cluster,
+        node: &Node,
+        what: &str,
+        script: String,
+        stdin: Option<&str>,
+    ) -> Result<String, DbError> {
+        let mut cmd = Cmd::new(script).sudo().timeout(SETUP_TIMEOUT);
+        if let Some(input) = stdin {
+            cmd = cmd.stdin(input.as_bytes().to_vec());
+        }
+        let out = cluster.remote.exec(node, &cmd)?;
+        if !out.success() {
+            let said = format!(
+                "{}{}",
+                out.stdout_text(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tail: Vec<&str> = said.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(self.node_err(node, format!("{what} failed: {}", tail.join(" | "))));
+        }
+        Ok(out.stdout_text())
+    }
+
+    fn command(&self, node: &Node) -> String {
+        as_postgres(
+            "postgres",
+            &format!(
+                // Sockets in the data directory: a relative path is never too long for a
+                // socket name, and teardown removes it with the data. Deadlocks among the
+                // contended transactions are broken after 100 ms rather than a second, so
+                // clients spend the run working, not waiting.
+                "-D {DATA_DIR} -k . -p {PORT} -c listen_addresses={ip} \
+                 -c max_connections={MAX_CONNECTIONS} \
+                 -c deadlock_timeout=100ms",
+                ip = sh_quote(&node.ip)
+            ),
+        )
+    }
+
+    /// Signals the postmaster and every child of it, the children first or last; false
+    /// when the server is not running.
+    fn signal_all(
+        &self,
+        cluster: &Cluster,
+        node: &Node,
+        signal: &str,
+        children_first: bool,
+    ) -> Result<bool, DbError> {
+        let (first, second) = if children_first {
+            (kids_signal(signal), format!("kill -{signal} \"$pid\""))
+        } else {
+            (format!("kill -{signal} \"$pid\""), kids_signal(signal))
+        };
+        let script = format!("{} || exit 3; {first}; {second}; exit 0", running_pid());
+        let out = cluster.remote.exec(node, &Cmd::new(script).sudo())?;
+        match out.status {
+            Some(0) => Ok(true),
+            Some(3) => Ok(false),
+            _ => Err(self.node_err(
+                node,
+                format!(
+                    "cannot send SIG{signal}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            )),
+        }
+    }
+}
+
+/// Sets `pid` to the running postmaster's pid, or fails (no pidfile, gone, a zombie).
+fn running_pid() -> String {
+    format!(
+        "pid=$(cat {pidfile} 2>/dev/null) && \
+         st=$(sed 's/.*) //' /proc/\"$pid\"/stat 2>/dev/null | cut -d' ' -f1) && \
+         [ -n \"$st\" ] && [ \"$st\" != Z ]",
+        pidfile = sh_quote(&daemon_paths().pidfile.display().to_string())
+    )
+}
+
+/// Sends `signal` to every child of `$pid`.
+fn kids_signal(signal: &str) -> String {
+    format!("for k in $(pgrep -P \"$pid\"); do kill -{signal} \"$k\" 2>/dev/null; done")
+}
+
+fn daemon_paths() -> Daemon {
+    Daemon {
+        pidfile: "run/postgres.pid".into(),
+        logfile: "log/postgres.log".into(),
+    }
+}
+
+impl Db for Postgres {
+    fn name(&self) -> &'static str {
+        SYSTEM
+    }
+
+    fn preflight(&self, cluster: &Cluster) -> Result<(), DbError> {
+        let setup = |what: String| DbError::Setup {
+            system: SYSTEM,
+            what,
+        };
+        if cluster.nodes.len() != 1 {
+            return Err(setup(format!(
+                "runs one server, not {}: pass --nodes 1",
+                cluster.nodes.len()
+            )));
+        }
+        if cluster.backend == Backend::Docker {
+            return Err(setup(docker_refusal()));
+        }
+        let node = &cluster.nodes[0];
+        let checks = [
+            (
+                format!("[ -x {BIN_DIR}/postgres ] && [ -x {BIN_DIR}/initdb ] && [ -x {BIN_DIR}/pg_isready ]"),
+                format!("no PostgreSQL 15 in {BIN_DIR}: install Debian's postgresql-15"),
+            ),
+            (
+                format!("id -u {OS_USER}"),
+                format!("no {OS_USER} user to run the server as: install Debian's postgresql-15 (postgresql-common creates it)"),
+            ),
+            (
+                "command -v setpriv && command -v pgrep".into(),
+                "setpriv and pgrep are needed: install Debian's util-linux and procps".into(),
+            ),
+            (
+                "[ \"$(id -u)\" = 0 ]".into(),
+                format!("PostgreSQL refuses to run as root and must be started as the {OS_USER} user, which takes root: run the controller as root (ssh: --username root)"),
+            ),
+            (
+                format!("setpriv --reuid={OS_USER} --regid={OS_USER} --init-groups sh -c 'cd \"$1\"' sh \"$(pwd)\""),
+                format!("the {OS_USER} user cannot reach the node's directory: make its parent directories searchable (chmod o+x) or keep the store elsewhere (--store /tmp/...)"),
+            ),
+        ];
+        for (script, why) in checks {
+            let out = cluster.remote.exec(node, &Cmd::new(script).sudo())?;
+            if !out.success() {
+                return Err(self.node_err(node, why));
+            }
+        }
+        Ok(())
+    }
+
+    fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        cluster
+            .remote
+            .exec(node, &Cmd::new("rm -rf log && mkdir -p log"))?;
+        super::prepare_data_dir(cluster, node, &self.data_dir())?;
+        let log = sh_quote(SETUP_LOG);
+        self.run(
+            cluster,
+            node,
+            "initdb",
+            format!(
+                "chown {OS_USER}:{OS_USER} {DATA_DIR} && chmod 700 {DATA_DIR} && {} >> {log} 2>&1",
+                // No fsync of the fresh cluster: only a power loss would undo it, and disk
+                // faults are refused for this system.
+                as_postgres(
+                    "initdb",
+                    &format!("-D {DATA_DIR} -U {USER} --auth=trust --locale=C -E UTF8 --no-sync")
+                )
+            ),
+            None,
+        )?;
+        // initdb trusts 127.0.0.1 only; nodes have addresses of their own.
+        let hba = format!(
+            "local all all trust\nhost all {USER} 0.0.0.0/0 trust\nhost all {USER} ::/0 trust\n"
+        );
+        self.run(
+            cluster,
+            node,
+            "writing pg_hba.conf",
+            format!(
+                "cat > {DATA_DIR}/pg_hba.conf && chown {OS_USER}:{OS_USER} {DATA_DIR}/pg_hba.conf"
+            ),
+            Some(&hba),
+        )?;
+        let single = |db: &str| {
+            format!(
+                "{} >> {log} 2>&1",
+                as_postgres(
+                    "postgres",
+                    &format!("--single -D {DATA_DIR} -c exit_on_error=true {db}")
+                )
+            )
+        };
+        // Single-user mode reads one command per line.
+        let create = format!("CREATE DATABASE {DATABASE};\n");
+        self.run(
+            cluster,
+            node,
+            "creating the database",
+            single("postgres"),
+            Some(&create),
+        )?;
+        let schema = workloads::postgres::schema_sql();
+        self.run(
+            cluster,
+            node,
+            "creating the tables",
+            single(DATABASE),
+            Some(&schema),
+        )?;
+        self.start(cluster, node)
+    }
+
+    fn wait_ready(&self, cluster: &Cluster, node: &Node, timeout: Duration) -> Result<(), DbError> {
+        let deadline = Instant::now() + timeout;
+        let probe = format!(
+            "{BIN_DIR}/pg_isready -h {} -p {PORT} -U {USER} -d {DATABASE} -t 2",
+            sh_quote(&node.ip)
+        );
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let out = cluster.remote.exec(
+                node,
+                &Cmd::new(probe.clone()).timeout(Duration::from_secs(5)),
+            )?;
+            if out.success() {
+                return Ok(());
+            }
+            last = out.stdout_text().trim().to_string();
+            if daemon::state(cluster.remote.as_ref(), node, &self.daemon())? == daemon::State::Gone
+            {
+                return Err(self.node_err(
+                    node,
+                    format!(
+                        "the server exited: see {} in the run's nodes/{}/",
+                        self.daemon().logfile.display(),
+                        node.name
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(self.node_err(
+            node,
+            format!("not accepting connections after {timeout:?}: {last}"),
+        ))
+    }
+
+    fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        // A killed postmaster's lock files (its pid file, its socket's lock) stay behind;
+        // PostgreSQL refuses to start while the pid in one exists, which a zombie not yet
+        // reaped still does. Only a dead owner's are removed.
+        let stale = format!(
+            "for f in {DATA_DIR}/postmaster.pid {DATA_DIR}/.s.PGSQL.*.lock; do \
+               [ -f \"$f\" ] || continue; pid=$(head -n 1 \"$f\"); \
+               st=$(sed 's/.*) //' /proc/\"$pid\"/stat 2>/dev/null | cut -d' ' -f1); \
+               if [ -z \"$st\" ] || [ \"$st\" = Z ]; then rm -f \"$f\"; fi; \
+             done"
+        );
+        cluster.remote.exec(node, &Cmd::new(stale).sudo())?;
+        daemon::start(
+            cluster.remote.as_ref(),
+            node,
+            &self.command(node),
+            &self.daemon(),
+        )?;
+        Ok(())
+    }
+
+    fn daemon(&self) -> Daemon {
+        daemon_paths()
+    }
+
+    /// SIGKILL to the postmaster and every child, as a crash would; waits until all are
+    /// gone (zombies hold no shared memory), so the restart finds nothing of them running.
+    fn kill(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
+        let script = format!(
+            "{running} || exit 3; kill -STOP \"$pid\"; all=\"$pid\"; \
+             for round in 1 2 3; do for k in $(pgrep -P \"$pid\"); do \
+               kill -KILL \"$k\" 2>/dev/null; all=\"$all $k\"; done; done; \
+             kill -KILL \"$pid\"; \
+             for i in $(seq {polls}); do alive=0; for p in $all; do \
+               st=$(sed 's/.*) //' /proc/\"$p\"/stat 2>/dev/null | cut -d' ' -f1); \
+               [ -n \"$st\" ] && [ \"$st\" != Z ] && alive=1; done; \
+               [ $alive = 0 ] && exit 0; sleep 0.01; done; exit 4",
+            running = running_pid(),
+            polls = KILL_WAIT.as_millis() / 10
+        );
+        let out = cluster.remote.exec(
+            node,
+            &Cmd::new(script)
+                .sudo()
+                .timeout(KILL_WAIT + Duration::from_secs(10)),
+        )?;
+        match out.status {
+            Some(0) => Ok(true),
+            Some(3) => Ok(false),
+            Some(4) => Err(self.node_err(
+                node,
+                format!("the server's processes were still alive {KILL_WAIT:?} after SIGKILL"),
+            )),
+            _ => Err(self.node_err(
+                node,
+                format!(
+                    "kill failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            )),
+        }
+    }
+
+    /// SIGSTOP to the postmaster (first, so it forks nothing more) and every child.
+    fn pause(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
+        self.signal_all(cluster, node, "STOP", false)
+    }
+
+    /// SIGCONT to the children, then the postmaster.
+    fn resume(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
+        self.signal_all(cluster, node, "CONT", true)
+    }
+
+    fn log_files(&self) -> Vec<PathBuf> {
+        vec![self.daemon().logfile, PathBuf::from(SETUP_LOG)]
+    }
+
+    fn primaries(&self, cluster: &Cluster) -> Vec<String> {
+        cluster.names()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        PathBuf::from(DATA_DIR)
+    }
+
+    /// Refused: the docker backend's images hold static binaries without the `postgres`
+    /// user or PostgreSQL's shared files.
+    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+        Err(DbError::Setup {
+            system: SYSTEM,
+            what: docker_refusal(),
+        })
+    }
+
+    fn client_addr(&self, node: &Node) -> SocketAddr {
+        SocketAddr::new(node.ip.parse().expect("node addresses are IPs"), PORT)
+    }
+
+    /// One server has no peer links to cut.
+    fn local_net(
+        &self,
+        _cluster: &Cluster,
+        _rt: &tokio::runtime::Handle,
+    ) -> Result<Option<Box<dyn Net>>, DbError> {
+        Ok(None)
+    }
+}
+
+fn docker_refusal() -> String {
+    "does not run on the docker backend, whose images hold only static binaries (no postgres \
+     user, no PostgreSQL share files): use the local, netns or ssh backend"
+        .into()
+}
