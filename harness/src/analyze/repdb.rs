@@ -11,7 +11,7 @@
 //! `faultline check --checker one-copy --apply-logs apply-logs.jsonl txns.jsonl` re-checks,
 //! and each cycle found as `cycle-N-CLASS.svg`.
 
-use super::twopc::{word, worst};
+use super::twopc::{print_verdicts, word, worst};
 use crate::db::repdb::DEFAULT_MODE;
 use crate::exit::Exit;
 use crate::store::RunDir;
@@ -110,31 +110,7 @@ pub fn check(dir: &Path, test: &Value, history: &History) -> anyhow::Result<Exit
         if no_read_sets { " without read sets" } else { "" },
         model.name()
     );
-    for v in verdicts {
-        let anomalies = if v.anomaly_types.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", v.anomaly_types.join(", "))
-        };
-        println!("  {}: {}{anomalies}", v.checker, word(v.valid));
-        if v.valid != Validity::Valid {
-            for line in v.explain().lines().take(20) {
-                println!("    {line}");
-            }
-        }
-    }
-    if valid != Validity::Valid {
-        println!(
-            "seed {} revision {}",
-            test["seed"],
-            test["revision"].as_str().unwrap_or("unknown")
-        );
-    }
-    Ok(match valid {
-        Validity::Valid => Exit::Valid,
-        Validity::Invalid => Exit::Invalid,
-        Validity::Unknown => Exit::Unknown,
-    })
+    Ok(print_verdicts(verdicts, valid, test))
 }
 
 /// The transactions and apply logs the verdicts rest on, and the cycles' pictures.

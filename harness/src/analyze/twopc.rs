@@ -81,7 +81,13 @@ pub fn check(dir: &Path, test: &Value, history: &History, kind: Kind) -> anyhow:
         dir.display(),
         word(valid)
     );
-    for v in &verdicts {
+    Ok(print_verdicts(&verdicts, valid, test))
+}
+
+/// Prints each verdict (with the explanation of those not valid) and, for a run that is not
+/// valid, the seed and revision that replay it; the exit code the run's verdict gives.
+pub(super) fn print_verdicts(verdicts: &[Verdict], valid: Validity, test: &Value) -> Exit {
+    for v in verdicts {
         let anomalies = if v.anomaly_types.is_empty() {
             String::new()
         } else {
@@ -101,11 +107,11 @@ pub fn check(dir: &Path, test: &Value, history: &History, kind: Kind) -> anyhow:
             test["revision"].as_str().unwrap_or("unknown")
         );
     }
-    Ok(match valid {
+    match valid {
         Validity::Valid => Exit::Valid,
         Validity::Invalid => Exit::Invalid,
         Validity::Unknown => Exit::Unknown,
-    })
+    }
 }
 
 pub(super) fn word(v: Validity) -> &'static str {
