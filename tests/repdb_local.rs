@@ -1,7 +1,7 @@
 //! End to end on Faultline's replicated database: `faultline test --system repdb` deploys
 //! three real `faultline node repdb` processes on the local backend (peer links through
 //! proxies, so partitions need no root), drives list-append or rw-register transactions
-//! against every replica under partitions, kills, pauses and clock faults, reads every
+//! against every replica under partitions, kills, pauses, clock and disk faults, reads every
 //! replica's apply log back after healing, and judges the run by the transactional checker
 //! at the model the replication mode claims, by `one-copy` on the apply logs, and by
 //! convergence. The eager modes are valid; lazy replication and the planted bugs are caught,
@@ -219,6 +219,87 @@ fn primary_copy_is_serializable_under_partitions_and_kills() {
     );
     all_valid(code, &out, &run, "rw-register", 50);
     assert_struck(&run, &["partition", "kill"]);
+}
+
+/// Active replication: every replica executes each whole transaction in delivery order, so
+/// the replicas need not agree on anything but the order, and clock skew at one of them
+/// changes nothing.
+#[test]
+fn active_replication_is_serializable_under_partitions_kills_pauses_and_clock_faults() {
+    let (code, out, run) = run(
+        "repdb-active",
+        "list-append",
+        &[
+            "--replication",
+            "active",
+            "--time-limit",
+            "10",
+            "--nemesis",
+            "partition,kill,pause,clock",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "6",
+        ],
+    );
+    let r = all_valid(code, &out, &run, "list-append", 50);
+    assert_eq!(r["replication"]["mode"], "active", "{r:#}");
+    assert_eq!(r["replication"]["checked_as"], "serializable", "{r:#}");
+    assert_struck(&run, &["partition", "kill", "pause", "clock"]);
+}
+
+/// The disk nemesis kills replicas and damages what they kept: writes never fsynced are
+/// lost (one, a minority, a majority or all at once, as a power cut would), or one
+/// replica's newest log loses or garbles its tail. A replica acknowledges a proposal only
+/// once it is forced, recovers from what its log holds, and catches up from the others, so
+/// the run stays serializable, one-copy and convergent.
+#[test]
+fn certification_survives_lost_unsynced_writes_and_damaged_log_tails() {
+    require_root("the lazy filesystem mounts FUSE filesystems");
+    let (code, out, run) = run(
+        "repdb-disk",
+        "list-append",
+        &[
+            "--replication",
+            "certification",
+            "--time-limit",
+            "14",
+            "--nemesis",
+            "disk",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "8",
+        ],
+    );
+    all_valid(code, &out, &run, "list-append", 30);
+    let ops = history(&run);
+    let modes: Vec<String> = ops
+        .iter()
+        .filter(|op| op["f"] == "start-disk" && op["type"] == "ok")
+        .filter_map(|op| op["value"]["mode"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        modes.len() >= 3,
+        "the disk nemesis struck: {modes:?}\n{out}"
+    );
+    assert!(
+        modes.iter().any(|m| m == "lose-unsynced"),
+        "writes were lost: {modes:?}"
+    );
+    assert!(
+        modes.iter().any(|m| m != "lose-unsynced"),
+        "a log tail was damaged: {modes:?}"
+    );
+    let restarted = ops
+        .iter()
+        .filter(|op| op["f"] == "stop-disk" && op["type"] == "ok")
+        .any(|op| {
+            op["value"]["restarted"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        });
+    assert!(restarted, "the struck replicas came back:\n{out}");
 }
 
 /// A short run without faults: invalid, with `one_copy` among one-copy's anomaly types and
