@@ -19,31 +19,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 /// One run at a time: each starts a server and ten busy clients.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-const POSTGRES: &str = "/usr/lib/postgresql/15/bin/postgres";
-
-/// Fails, naming what to install, unless PostgreSQL 15 can run here as its own user.
-fn require_postgres() {
-    assert!(
-        Path::new(POSTGRES).is_file(),
-        "PostgreSQL 15 is not installed ({POSTGRES} is missing): install Debian's postgresql-15 \
-         (apt-get install postgresql-15)"
-    );
-    let user = Command::new("id").args(["-u", "postgres"]).output();
-    assert!(
-        user.is_ok_and(|o| o.status.success()),
-        "there is no postgres user to run the server as: install Debian's postgresql-15 \
-         (its postgresql-common creates the user)"
-    );
-    require_tool("setpriv", "util-linux");
-    require_tool("pgrep", "procps");
-    require_root("PostgreSQL refuses to run as root; switching to the postgres user takes root");
-}
 
 /// Runs `faultline test` on one PostgreSQL server; the exit code, the output and the run.
 fn run(

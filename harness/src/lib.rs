@@ -2,6 +2,7 @@
 //! these modules, and tests use them directly.
 
 pub mod analyze;
+pub mod bench;
 pub mod check;
 pub mod control;
 pub mod db;

@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 use faultline::exit::Exit;
-use faultline::{analyze, check, synth, test_run};
+use faultline::{analyze, bench, check, synth, test_run};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,10 @@ enum Command {
     Test(test_run::TestArgs),
     /// Re-check a stored run (`store/latest`, or any run directory).
     Analyze(analyze::AnalyzeArgs),
+    /// Measure throughput, latency and abort rates over a matrix of systems, cluster sizes,
+    /// contention, load and faults (a TOML file), beside the machine's fsync and loopback
+    /// floor; every cell is a checked, stored test run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -60,6 +64,7 @@ fn main() {
         Command::Synth(args) => synth::run(args),
         Command::Test(args) => test_run::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Bench(args) => bench::run(args),
     });
     let exit = match outcome {
         Ok(Ok(exit)) => exit,

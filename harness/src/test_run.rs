@@ -131,6 +131,14 @@ pub struct TestArgs {
     /// certification and weak-voting only.
     #[arg(long)]
     pub no_read_sets: bool,
+    /// repdb and postgres list-append and rw-register: keys in use at once; fewer keys, more
+    /// conflicts (default 4).
+    #[arg(long, value_name = "N")]
+    pub key_count: Option<usize>,
+    /// repdb and postgres list-append and rw-register: micro-ops per transaction, from 1 to
+    /// this (default 4).
+    #[arg(long, value_name = "N")]
+    pub max_txn_length: Option<u64>,
     /// The test's name in the store (default: SYSTEM-WORKLOAD).
     #[arg(long)]
     pub name: Option<String>,
@@ -143,6 +151,15 @@ pub struct TestArgs {
     /// Check SSH host keys against known_hosts (ssh backend).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub strict_host_key_checking: bool,
+}
+
+impl TestArgs {
+    pub fn txn_shape(&self) -> workload::TxnShape {
+        workload::TxnShape {
+            key_count: self.key_count,
+            max_txn_length: self.max_txn_length,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -170,7 +187,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
     for i in 0..args.test_count {
         let seed = first_seed.wrapping_add(i as u64);
         let (exit, interrupted) = match run_once(&args, seed) {
-            Ok(done) => done,
+            Ok(done) => (done.exit, done.interrupted),
             Err(e) if e.downcast_ref::<BadArgs>().is_some() => {
                 eprintln!("faultline test: {e:#}");
                 (Exit::BadInput, false)
@@ -186,6 +203,46 @@ pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(worst)
+}
+
+/// `faultline test` arguments (without the subcommand) parsed and checked as the command
+/// line would be: for callers that run tests as commands, like the bench's cells.
+pub fn parse_args(argv: &[String]) -> Result<TestArgs, BadArgs> {
+    #[derive(clap::Parser)]
+    #[command(name = "faultline test", no_binary_name = true)]
+    struct Line {
+        #[command(flatten)]
+        args: TestArgs,
+    }
+    use clap::Parser;
+    let line = Line::try_parse_from(argv).map_err(|e| {
+        let text = e.to_string();
+        BadArgs(
+            text.lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ")
+                .to_string(),
+        )
+    })?;
+    validate(&line.args)?;
+    Ok(line.args)
+}
+
+/// One finished run.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub exit: Exit,
+    /// Ctrl-C cut it short.
+    pub interrupted: bool,
+    /// Where it is stored.
+    pub run: PathBuf,
+}
+
+/// Runs `args` once, at its seed (from the clock if it has none), ignoring `test_count`.
+pub fn run_one(args: &TestArgs) -> anyhow::Result<Finished> {
+    let seed = args.seed.unwrap_or_else(seed_from_clock);
+    run_once(args, seed)
 }
 
 fn seed_from_clock() -> u64 {
@@ -217,6 +274,9 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     }
     workload::check_pairing(&args.system, &args.workload).map_err(BadArgs)?;
     workload::postgres::check_isolation(&args.system, args.isolation.as_deref())
+        .map_err(BadArgs)?;
+    args.txn_shape()
+        .validate(&args.system, &args.workload)
         .map_err(BadArgs)?;
     let classes = nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
     if args.workload == "recovery" && !classes.contains(&FaultClass::Kill) {
@@ -326,7 +386,7 @@ struct Deployment {
 }
 
 /// One run; also says whether Ctrl-C cut it short.
-fn run_once(args: &TestArgs, seed: u64) -> anyhow::Result<(Exit, bool)> {
+fn run_once(args: &TestArgs, seed: u64) -> anyhow::Result<Finished> {
     let name = args
         .name
         .clone()
@@ -355,7 +415,12 @@ fn run_once(args: &TestArgs, seed: u64) -> anyhow::Result<(Exit, bool)> {
             run.path.display()
         ),
     }
-    result
+    let (exit, interrupted) = result?;
+    Ok(Finished {
+        exit,
+        interrupted,
+        run: run.path.clone(),
+    })
 }
 
 fn run_in_dir(
@@ -383,6 +448,7 @@ fn run_in_dir(
             node_count(args),
         )?,
     };
+    let workload = workload.shaped(args.txn_shape())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

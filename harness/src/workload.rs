@@ -88,6 +88,52 @@ const MAX_SETTLE_ATTEMPTS: u64 = 12;
 /// How long the checker may take on a run before answering unknown.
 pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(300);
 
+/// How the transactional workloads (list-append and rw-register, on repdb and on
+/// PostgreSQL) draw transactions, where `faultline test` is told to: fewer keys, more
+/// conflicts. Unset fields keep the workload's defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxnShape {
+    /// Keys in use at once.
+    pub key_count: Option<usize>,
+    /// Micro-ops per transaction, from 1 to this.
+    pub max_txn_length: Option<u64>,
+}
+
+impl TxnShape {
+    pub fn is_default(&self) -> bool {
+        *self == TxnShape::default()
+    }
+
+    /// Whether `workload` on `system` takes a shape, and the shape's bounds; the error
+    /// names the flag.
+    pub fn validate(&self, system: &str, workload: &str) -> Result<(), String> {
+        if self.is_default() {
+            return Ok(());
+        }
+        let shaped = matches!(system, "repdb" | "postgres")
+            && matches!(workload, "list-append" | "rw-register");
+        if !shaped {
+            return Err(format!(
+                "--key-count and --max-txn-length shape the list-append and rw-register \
+                 transactions of repdb and postgres, not {system}'s {workload}"
+            ));
+        }
+        use workloads::repdb::ops::{MAX_ACTIVE_KEYS, MAX_MOPS};
+        if let Some(k) = self
+            .key_count
+            .filter(|k| !(1..=MAX_ACTIVE_KEYS).contains(k))
+        {
+            return Err(format!(
+                "--key-count must be 1 to {MAX_ACTIVE_KEYS}, not {k}"
+            ));
+        }
+        if let Some(n) = self.max_txn_length.filter(|n| !(1..=MAX_MOPS).contains(n)) {
+            return Err(format!("--max-txn-length must be 1 to {MAX_MOPS}, not {n}"));
+        }
+        Ok(())
+    }
+}
+
 /// Which system's clients a workload uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -184,6 +230,31 @@ impl Workload {
             target,
             client_timeout_ms: op_timeout_ms.saturating_sub(op_timeout_ms / 10).max(1),
         })
+    }
+
+    /// The same workload drawing transactions as `shape` says (a no-op for the default).
+    pub fn shaped(mut self, shape: TxnShape) -> anyhow::Result<Workload> {
+        if shape.is_default() {
+            return Ok(self);
+        }
+        if let Some(w) = &self.repdb {
+            let mut config = workloads::repdb::ops::TxnConfig::new(w.workload);
+            config.active_keys = shape.key_count.unwrap_or(config.active_keys);
+            config.max_mops = shape.max_txn_length.unwrap_or(config.max_mops);
+            let replicas = w.replicas();
+            self.repdb = Some(Arc::new(RepdbWorkload::new(config, replicas)?));
+            return Ok(self);
+        }
+        if let Some(w) = &self.postgres {
+            let mut pg_shape = w.shape.clone();
+            pg_shape.active_keys = shape.key_count.unwrap_or(pg_shape.active_keys);
+            pg_shape.max_txn_len = shape.max_txn_length.unwrap_or(pg_shape.max_txn_len);
+            let fresh =
+                workloads::postgres::workload::PgWorkload::new(w.kind, w.isolation, pg_shape);
+            self.postgres = Some(Arc::new(fresh));
+            return Ok(self);
+        }
+        anyhow::bail!("only repdb's and postgres's transactional workloads take a shape")
     }
 
     /// Operations that run before the nemesis starts, each until it succeeds (the bank's

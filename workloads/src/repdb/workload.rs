@@ -3,7 +3,7 @@
 //! [`by_name`] is the registry `faultline test --workload` and `faultline analyze` consult.
 
 use super::node_name;
-use super::ops::{TxnConfig, TxnOps};
+use super::ops::{TxnConfig, TxnConfigError, TxnOps};
 use super::worker::RepdbClient;
 use crate::client::BoxClient;
 use checkers::history::Value;
@@ -44,18 +44,26 @@ pub fn workload_of(name: &str) -> Option<Workload> {
 
 /// The workload called `name` on `replicas` replicas, if there is one.
 pub fn by_name(name: &str, replicas: usize) -> Option<RepdbWorkload> {
-    let workload = workload_of(name)?;
-    let ops = TxnOps::new(TxnConfig::new(workload)).expect("the default config is valid");
-    Some(RepdbWorkload {
-        workload,
-        replicas,
-        ops: Mutex::new(ops),
-    })
+    let config = TxnConfig::new(workload_of(name)?);
+    Some(RepdbWorkload::new(config, replicas).expect("the default config is valid"))
 }
 
 impl RepdbWorkload {
+    /// The workload drawing transactions as `config` says, on `replicas` replicas.
+    pub fn new(config: TxnConfig, replicas: usize) -> Result<RepdbWorkload, TxnConfigError> {
+        Ok(RepdbWorkload {
+            workload: config.workload,
+            replicas,
+            ops: Mutex::new(TxnOps::new(config)?),
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         self.workload.name()
+    }
+
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// The next transaction; deterministic given the RNG's stream.

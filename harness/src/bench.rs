@@ -1,0 +1,273 @@
+//! `faultline bench FILE.toml`: throughput, latency and abort rates across a matrix of
+//! systems, variants, cluster sizes, contention, load and faults, side by side and beside
+//! the machine's physical floor.
+//!
+//! Each cell is an ordinary `faultline test` run (deployed, driven, healed, checked and
+//! stored like any other), so every figure comes with a verdict and a command that
+//! reproduces it, and is computed from the stored history alone ([`metrics`]). A benchmark
+//! figure from a run that lost writes would be worthless; here the verdict sits beside it.
+//!
+//! The bench's own directory, `<store>/benches/<name>/<timestamp>/`, holds the file it ran
+//! (`bench.toml`), the floor and the machine (`floor.json`), one line per finished cell
+//! (`cells.jsonl`, appended as each cell ends, so a crash loses nothing measured), and the
+//! report (`bench.json`, `summary.txt`).
+
+pub mod config;
+pub mod floor;
+pub mod metrics;
+pub mod report;
+
+use crate::exit::Exit;
+use crate::store::timestamp;
+use crate::test_run;
+use anyhow::Context;
+use checkers::history::{parse, Format};
+use clap::Args;
+use config::Cell;
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Forced writes the floor measures.
+const FSYNC_SAMPLES: usize = 200;
+/// Round trips the floor measures.
+const RTT_SAMPLES: usize = 2_000;
+
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// The bench file (TOML): its workload, axes and targets.
+    pub file: PathBuf,
+    /// Where the cells' runs and the bench's report are stored.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Print the cells and the command of each, then exit without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// One finished cell, as `cells.jsonl` and `bench.json` hold it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CellResult {
+    pub cell: Cell,
+    pub label: String,
+    pub command: String,
+    /// The cell's stored run.
+    pub run: Option<PathBuf>,
+    /// valid, invalid, unknown, or error (the run did not finish).
+    pub verdict: String,
+    /// What the checkers found, from the run's `results.json`.
+    pub anomaly_types: Vec<String>,
+    pub error: Option<String>,
+    pub metrics: Option<metrics::Metrics>,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
+    crate::runlog::install();
+    let file = args.file.display().to_string();
+    let text = match std::fs::read(&args.file) {
+        Ok(bytes) if bytes.len() > config::MAX_FILE_BYTES => {
+            eprintln!(
+                "faultline bench: {file}: larger than {} bytes",
+                config::MAX_FILE_BYTES
+            );
+            return Ok(Exit::BadInput);
+        }
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!("faultline bench: {file}: not UTF-8 text");
+                return Ok(Exit::BadInput);
+            }
+        },
+        Err(e) => {
+            eprintln!("faultline bench: cannot read {file}: {e}");
+            return Ok(Exit::BadInput);
+        }
+    };
+    let (bench, cells) = match config::parse(&file, &text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("faultline bench: {e}");
+            return Ok(Exit::BadInput);
+        }
+    };
+    // Every cell's arguments are checked before anything runs, so a typo in the last
+    // target does not surface an hour in.
+    for cell in &cells {
+        if let Err(e) = test_run::parse_args(&cell.argv) {
+            eprintln!(
+                "faultline bench: {file}: cell {} ({}): {e}",
+                cell.index,
+                cell.label()
+            );
+            return Ok(Exit::BadInput);
+        }
+    }
+    if args.dry_run {
+        for cell in &cells {
+            println!(
+                "{:>4}  {}\n      {}",
+                cell.index,
+                cell.label(),
+                cell.command()
+            );
+        }
+        return Ok(Exit::Valid);
+    }
+    let dir = bench_dir(&args.store, &bench.name)?;
+    std::fs::write(dir.join("bench.toml"), &text)?;
+    eprintln!(
+        "faultline bench: {} cells; report in {}",
+        cells.len(),
+        dir.display()
+    );
+    let machine = floor::Machine::read();
+    let floor = floor::measure(&dir, FSYNC_SAMPLES, RTT_SAMPLES)
+        .with_context(|| format!("measuring the floor in {}", dir.display()))?;
+    write_json(
+        &dir.join("floor.json"),
+        &serde_json::json!({"machine": machine, "floor": floor}),
+    )?;
+    eprintln!("{}", report::floor_line(&floor));
+    let mut log = std::fs::File::create(dir.join("cells.jsonl"))?;
+    let mut results = Vec::new();
+    let mut exit = Exit::Valid;
+    for cell in &cells {
+        eprintln!(
+            "faultline bench: cell {}/{}: {}",
+            cell.index + 1,
+            cells.len(),
+            cell.label()
+        );
+        let (result, interrupted) = run_cell(&args.store, &bench.name, cell);
+        if result.verdict == "error" {
+            exit = exit.worst(Exit::Internal);
+        }
+        let mut line = serde_json::to_string(&result)?;
+        line.push('\n');
+        log.write_all(line.as_bytes())?;
+        log.sync_data()?;
+        eprintln!("{}", report::row(&result));
+        results.push(result);
+        if interrupted {
+            eprintln!(
+                "faultline bench: interrupted after {} of {} cells",
+                results.len(),
+                cells.len()
+            );
+            exit = exit.worst(Exit::Unknown);
+            break;
+        }
+    }
+    let summary = report::table(&bench.name, &floor, &results);
+    std::fs::write(dir.join("summary.txt"), &summary)?;
+    write_json(
+        &dir.join("bench.json"),
+        &serde_json::json!({
+            "name": bench.name,
+            "file": file,
+            "revision": test_run::revision(),
+            "machine": machine,
+            "floor": floor,
+            "cells": results,
+        }),
+    )?;
+    print!("{summary}");
+    println!("report: {}", dir.display());
+    Ok(exit)
+}
+
+/// `<store>/benches/<name>/<timestamp>/`, made fresh.
+fn bench_dir(store: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let parent = store.join("benches").join(name);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let stamp = timestamp(SystemTime::now());
+    for n in 0..1000 {
+        let dir = parent.join(if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        });
+        if std::fs::create_dir(&dir).is_ok() {
+            return Ok(dir);
+        }
+    }
+    anyhow::bail!("cannot create a bench directory under {}", parent.display())
+}
+
+/// Runs one cell and measures its history; also says whether Ctrl-C cut it short.
+fn run_cell(store: &Path, bench: &str, cell: &Cell) -> (CellResult, bool) {
+    let mut result = CellResult {
+        cell: cell.clone(),
+        label: cell.label(),
+        command: cell.command(),
+        run: None,
+        verdict: "error".into(),
+        anomaly_types: Vec::new(),
+        error: None,
+        metrics: None,
+    };
+    let mut argv = cell.argv.clone();
+    argv.extend([
+        "--store".to_string(),
+        store.display().to_string(),
+        "--name".to_string(),
+        format!("bench-{bench}"),
+    ]);
+    let args = test_run::parse_args(&argv).expect("checked before the bench started");
+    let finished = match test_run::run_one(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            result.error = Some(format!("{e:#}"));
+            return (result, false);
+        }
+    };
+    result.run = Some(finished.run.clone());
+    result.verdict = match finished.exit {
+        Exit::Valid => "valid",
+        Exit::Invalid => "invalid",
+        Exit::Unknown => "unknown",
+        Exit::BadInput | Exit::Internal => "error",
+    }
+    .into();
+    if let Ok(r) = read_json(&finished.run.join("results.json")) {
+        result.anomaly_types = r["anomaly_types"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    match measure_run(&finished.run, cell.seconds) {
+        Ok(m) => result.metrics = Some(m),
+        Err(e) => {
+            result.verdict = "error".into();
+            result.error = Some(format!("{e:#}"));
+        }
+    }
+    (result, finished.interrupted)
+}
+
+/// The figures of a stored run whose workload phase lasted `seconds`.
+pub fn measure_run(run: &Path, seconds: f64) -> anyhow::Result<metrics::Metrics> {
+    let path = run.join("history.jsonl");
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let history = parse(&path.display().to_string(), &bytes, Some(Format::JsonLines))?;
+    Ok(metrics::measure(&history, (seconds * 1e9) as u64)?)
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
