@@ -39,15 +39,9 @@ fn bench(store: &Path, name: &str, text: &str) -> Output {
         .unwrap()
 }
 
-/// The one bench directory under `store/benches/NAME/`.
+/// The one report directory under `store/benches/NAME/`.
 fn bench_dir(store: &Path, name: &str) -> PathBuf {
-    let parent = store.join("benches").join(name);
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
-        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
+    only_subdir(&store.join("benches").join(name))
 }
 
 fn abort_rate(cell: &Value) -> f64 {

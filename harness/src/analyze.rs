@@ -42,7 +42,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Exit> {
     check_run(&args.run_dir)
 }
 
-/// Checks the run at `dir`, writes `results.json` and `report.html`, prints the verdict.
+/// The linearizability checker's own page: the failing window, step by step.
+pub const LINEARIZABLE_PAGE: &str = "linearizable.html";
+
+/// Checks the run at `dir`, writes `results.json` and `report.html` (with the checker's
+/// own pages beside them), prints the verdict.
 pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
     let test: Value = serde_json::from_slice(
         &std::fs::read(dir.join("test.json")).context("cannot read test.json")?,
@@ -52,23 +56,37 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
         .as_str()
         .context("test.json names no workload (args.workload)")?;
     let history = read_history(dir)?;
+    let exit = check_system(dir, &test, workload, &history)?;
+    if let Err(e) = crate::run_report::write(dir, &history) {
+        tracing::warn!("cannot write the run report: {e:#}");
+    }
+    Ok(exit)
+}
+
+/// The system's own checks: `results.json`, any pages and pictures of their own.
+fn check_system(
+    dir: &Path,
+    test: &Value,
+    workload: &str,
+    history: &checkers::history::History,
+) -> anyhow::Result<Exit> {
     if test["args"]["system"] == "postgres" {
-        return postgres::check(dir, &test, &history);
+        return postgres::check(dir, test, history);
     }
     if test["args"]["system"] == "repdb" {
-        return repdb::check(dir, &test, &history);
+        return repdb::check(dir, test, history);
     }
     if let Some(kind) = workloads::twopc::workload::Kind::from_name(workload) {
-        return twopc::check(dir, &test, &history, kind);
+        return twopc::check(dir, test, history, kind);
     }
     if let Some(w) = workloads::coord::workload::by_name(workload) {
-        return check_with(dir, &test, &history, w.as_ref());
+        return check_with(dir, test, history, w.as_ref());
     }
     let (model, options) = crate::workload::check_options(workload)?;
     let started = Instant::now();
-    let outcome = linearizable::check(&history, model, &options)?;
+    let outcome = linearizable::check(history, model, &options)?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-    let explanation = outcome.explain(&history);
+    let explanation = outcome.explain(history);
     let run = RunDir {
         path: dir.to_path_buf(),
     };
@@ -94,8 +112,9 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
             "history_events": {"client": client_ops, "nemesis": nemesis_ops},
         }),
     )?;
-    let page = linearizable::report::html(&history, &outcome, &dir.display().to_string());
-    std::fs::write(dir.join("report.html"), page).context("cannot write report.html")?;
+    let page = linearizable::report::html(history, &outcome, &dir.display().to_string());
+    std::fs::write(dir.join(LINEARIZABLE_PAGE), page)
+        .with_context(|| format!("cannot write {LINEARIZABLE_PAGE}"))?;
     let verdict = match outcome.valid {
         Validity::Valid => "valid",
         Validity::Invalid => "INVALID",
@@ -120,6 +139,21 @@ pub fn check_run(dir: &Path) -> anyhow::Result<Exit> {
         Validity::Invalid => Exit::Invalid,
         Validity::Unknown => Exit::Unknown,
     })
+}
+
+/// The anomaly types a checked run's `results.json` names; none if it has none (or no
+/// verdict yet).
+pub fn stored_anomaly_types(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    value["anomaly_types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The run's `history.jsonl`, refused past [`MAX_HISTORY_BYTES`].

@@ -18,17 +18,14 @@ pub mod metrics;
 pub mod report;
 
 use crate::exit::Exit;
-use crate::store::timestamp;
 use crate::test_run;
 use anyhow::Context;
 use checkers::history::{parse, Format};
 use clap::Args;
 use config::Cell;
 use serde::Serialize;
-use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// Forced writes the floor measures.
 const FSYNC_SAMPLES: usize = 200;
@@ -66,23 +63,10 @@ pub struct CellResult {
 pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     crate::runlog::install();
     let file = args.file.display().to_string();
-    let text = match std::fs::read(&args.file) {
-        Ok(bytes) if bytes.len() > config::MAX_FILE_BYTES => {
-            eprintln!(
-                "faultline bench: {file}: larger than {} bytes",
-                config::MAX_FILE_BYTES
-            );
-            return Ok(Exit::BadInput);
-        }
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                eprintln!("faultline bench: {file}: not UTF-8 text");
-                return Ok(Exit::BadInput);
-            }
-        },
+    let text = match crate::store::read_text(&args.file, config::MAX_FILE_BYTES) {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("faultline bench: cannot read {file}: {e}");
+            eprintln!("faultline bench: {e}");
             return Ok(Exit::BadInput);
         }
     };
@@ -116,7 +100,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Valid);
     }
-    let dir = bench_dir(&args.store, &bench.name)?;
+    let dir = crate::store::stamped_dir(&args.store.join("benches").join(&bench.name))?;
     std::fs::write(dir.join("bench.toml"), &text)?;
     eprintln!(
         "faultline bench: {} cells; report in {}",
@@ -126,7 +110,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     let machine = floor::Machine::read();
     let floor = floor::measure(&dir, FSYNC_SAMPLES, RTT_SAMPLES)
         .with_context(|| format!("measuring the floor in {}", dir.display()))?;
-    write_json(
+    crate::store::write_json_file(
         &dir.join("floor.json"),
         &serde_json::json!({"machine": machine, "floor": floor}),
     )?;
@@ -163,7 +147,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     }
     let summary = report::table(&bench.name, &floor, &results);
     std::fs::write(dir.join("summary.txt"), &summary)?;
-    write_json(
+    crate::store::write_json_file(
         &dir.join("bench.json"),
         &serde_json::json!({
             "name": bench.name,
@@ -177,25 +161,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     print!("{summary}");
     println!("report: {}", dir.display());
     Ok(exit)
-}
-
-/// `<store>/benches/<name>/<timestamp>/`, made fresh.
-fn bench_dir(store: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let parent = store.join("benches").join(name);
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let stamp = timestamp(SystemTime::now());
-    for n in 0..1000 {
-        let dir = parent.join(if n == 0 {
-            stamp.clone()
-        } else {
-            format!("{stamp}-{n}")
-        });
-        if std::fs::create_dir(&dir).is_ok() {
-            return Ok(dir);
-        }
-    }
-    anyhow::bail!("cannot create a bench directory under {}", parent.display())
 }
 
 /// Runs one cell and measures its history; also says whether Ctrl-C cut it short.
@@ -233,16 +198,7 @@ fn run_cell(store: &Path, bench: &str, cell: &Cell) -> (CellResult, bool) {
         Exit::BadInput | Exit::Internal => "error",
     }
     .into();
-    if let Ok(r) = read_json(&finished.run.join("results.json")) {
-        result.anomaly_types = r["anomaly_types"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-    }
+    result.anomaly_types = crate::analyze::stored_anomaly_types(&finished.run);
     match measure_run(&finished.run, cell.seconds) {
         Ok(m) => result.metrics = Some(m),
         Err(e) => {
@@ -259,15 +215,4 @@ pub fn measure_run(run: &Path, seconds: f64) -> anyhow::Result<metrics::Metrics>
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let history = parse(&path.display().to_string(), &bytes, Some(Format::JsonLines))?;
     Ok(metrics::measure(&history, (seconds * 1e9) as u64)?)
-}
-
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod campaign;
 pub mod check;
 pub mod control;
 pub mod db;
@@ -12,8 +13,11 @@ pub mod generator;
 pub mod lazyfs;
 pub mod nemesis;
 pub mod partition;
+pub mod plot;
+pub mod run_report;
 pub mod runlog;
 pub mod runner;
+pub mod serve;
 pub mod store;
 pub mod synth;
 pub mod test_run;

@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 use faultline::exit::Exit;
-use faultline::{analyze, bench, check, synth, test_run};
+use faultline::{analyze, bench, campaign, check, serve, synth, test_run};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,13 @@ enum Command {
     /// contention, load and faults (a TOML file), beside the machine's fsync and loopback
     /// floor; every cell is a checked, stored test run.
     Bench(bench::BenchArgs),
+    /// Run a matrix of systems, workloads, nemeses and seeds within a time budget (a TOML
+    /// file): a summary in the terminal and as HTML, JUnit XML, failures rerun once with
+    /// the same seed; the exit code is the worst verdict, as Jepsen's test-all gives it.
+    Campaign(campaign::CampaignArgs),
+    /// Browse the store in a browser: runs with their verdicts, reports, files and
+    /// tarballs (localhost only unless --bind says otherwise).
+    Serve(serve::ServeArgs),
 }
 
 fn main() {
@@ -65,6 +72,8 @@ fn main() {
         Command::Test(args) => test_run::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Campaign(args) => campaign::run(args),
+        Command::Serve(args) => serve::run(args),
     });
     let exit = match outcome {
         Ok(Ok(exit)) => exit,

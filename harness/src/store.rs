@@ -190,6 +190,68 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// `<parent>/<timestamp>/`, made fresh (with `-1`, `-2`... when started in the same
+/// millisecond), for directories that are not runs: benches' and campaigns' reports.
+pub fn stamped_dir(parent: &Path) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let stamp = timestamp(SystemTime::now());
+    (0..MAX_SAME_TIME_RUNS)
+        .map(|n| match n {
+            0 => parent.join(&stamp),
+            n => parent.join(format!("{stamp}-{n}")),
+        })
+        .find(|path| fs::create_dir(path).is_ok())
+        .with_context(|| format!("cannot create a directory under {}", parent.display()))
+}
+
+/// A UTF-8 file of at most `max_bytes`; the error names the file and the problem.
+pub fn read_text(path: &Path, max_bytes: usize) -> Result<String, String> {
+    let name = path.display();
+    let bytes = fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    if bytes.len() > max_bytes {
+        return Err(format!("{name}: larger than {max_bytes} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))
+}
+
+/// `value` as pretty JSON with a final newline.
+pub fn write_json_file(path: &Path, value: &Value) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What a directory listing keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Real directories (not links to them, like `latest`).
+    Dirs,
+    /// Regular files (not links).
+    Files,
+    /// Anything.
+    All,
+}
+
+/// The names in `dir` of `kind`, sorted; none if it cannot be read.
+pub fn list_dir(dir: &Path, kind: EntryKind) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_type().is_ok_and(|t| match kind {
+                        EntryKind::Dirs => t.is_dir(),
+                        EntryKind::Files => t.is_file(),
+                        EntryKind::All => true,
+                    })
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

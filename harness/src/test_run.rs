@@ -131,6 +131,10 @@ pub struct TestArgs {
     /// certification and weak-voting only.
     #[arg(long)]
     pub no_read_sets: bool,
+    /// repdb: how long a delegate executes a transaction on its snapshot before
+    /// broadcasting it, in whole ticks of 10 ms (default 10; 0 executes at once).
+    #[arg(long, value_name = "MS")]
+    pub read_phase_ms: Option<u64>,
     /// repdb and postgres list-append and rw-register: keys in use at once; fewer keys, more
     /// conflicts (default 4).
     #[arg(long, value_name = "N")]
@@ -339,6 +343,7 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
         &args.bugs,
     )
     .map_err(BadArgs)?;
+    db::repdb::validate_read_phase(&args.system, args.read_phase_ms).map_err(BadArgs)?;
     if let Some(bug) = &args.client_bug {
         if args.system != "etcd" {
             return bad(format!(
@@ -434,6 +439,7 @@ fn run_in_dir(
         seed,
         replication: args.replication.clone(),
         no_read_sets: args.no_read_sets,
+        read_phase_ms: args.read_phase_ms,
     };
     let db = db::by_name(&args.system, &options).expect("validated");
     let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");

@@ -148,3 +148,13 @@ pub fn require_postgres() {
     require_tool("pgrep", "procps");
     require_root("PostgreSQL refuses to run as root; switching to the postgres user takes root");
 }
+
+/// The one directory under `parent` (a bench's or a campaign's report).
+pub fn only_subdir(parent: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(parent)
+        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}

@@ -357,7 +357,7 @@ impl Marks {
 
 /// Escapes for HTML text and attribute values alike. Control characters other than newline and
 /// tab are not allowed in XML even as references, so they become U+FFFD.
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -25,7 +25,7 @@ pub enum Axis<T> {
 }
 
 impl<T: Clone> Axis<T> {
-    fn values(&self) -> Vec<T> {
+    pub fn values(&self) -> Vec<T> {
         match self {
             Axis::One(v) => vec![v.clone()],
             Axis::Many(v) => v.clone(),
@@ -118,6 +118,12 @@ pub struct Target {
     /// Planted bugs switched on in every cell of this target.
     #[serde(default)]
     pub bugs: Vec<String>,
+    /// More `faultline test` flags for every cell of this target (`["--read-phase-ms",
+    /// "0"]`); checked like the rest before anything runs.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Added to the variant in labels, to tell targets with different `args` apart.
+    pub tag: Option<String>,
 }
 
 fn default_seconds() -> f64 {
@@ -204,9 +210,7 @@ pub fn parse(file: &str, text: &str) -> Result<(BenchFile, Vec<Cell>), ConfigErr
 }
 
 fn expand(b: &BenchFile) -> Result<Vec<Cell>, String> {
-    if b.name.is_empty() || b.name.contains(['/', '\\']) || b.name.starts_with('.') {
-        return Err(format!("name {:?} must be a plain directory name", b.name));
-    }
+    check_name(&b.name)?;
     if !(b.seconds > 0.0 && b.seconds <= 86_400.0) {
         return Err(format!(
             "seconds must be more than 0 and at most a day, not {}",
@@ -239,13 +243,18 @@ fn expand(b: &BenchFile) -> Result<Vec<Cell>, String> {
     let nemeses = axis(&b.nemesis, "none".to_string(), "nemesis")?;
     let mut cells = Vec::new();
     for (t_index, t) in b.targets.iter().enumerate() {
-        let variants =
-            variants(t).map_err(|m| format!("target {} ({}): {m}", t_index + 1, t.system))?;
+        let variants = variants(&t.replication, &t.isolation, t.no_read_sets, &t.bugs)
+            .map(|vs| tagged(vs, t.tag.as_deref(), &t.args))
+            .map_err(|m| format!("target {} ({}): {m}", t_index + 1, t.system))?;
         let default_nodes = if t.system == "postgres" { 1 } else { 3 };
         let nodes = axis(&t.nodes, default_nodes, "nodes")?;
         let workload = t.workload.clone().unwrap_or_else(|| b.workload.clone());
         for r in 0..b.repetitions {
-            for (variant, flags) in &variants {
+            for Variant {
+                name: variant,
+                flags,
+            } in &variants
+            {
                 for &n in &nodes {
                     for &k in &keys {
                         for &c in &concurrency {
@@ -285,42 +294,59 @@ fn expand(b: &BenchFile) -> Result<Vec<Cell>, String> {
     Ok(cells)
 }
 
-/// The target's variants: a name and the flags that select it.
-fn variants(t: &Target) -> Result<Vec<(String, Vec<String>)>, String> {
+/// A system's variant: its name in labels and the flags that select it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub name: String,
+    pub flags: Vec<String>,
+}
+
+/// The variants `replication` modes (repdb) or `isolation` levels (postgres) make, each
+/// with `--no-read-sets` and the planted bugs where asked.
+pub fn variants(
+    replication: &Option<Axis<String>>,
+    isolation: &Option<Axis<String>>,
+    no_read_sets: bool,
+    bugs: &[String],
+) -> Result<Vec<Variant>, String> {
     let mut out = Vec::new();
-    match (&t.replication, &t.isolation) {
+    let read_sets = |flags: &mut Vec<String>, name: &mut String| {
+        if no_read_sets {
+            flags.push("--no-read-sets".into());
+            if !name.is_empty() {
+                name.push_str("-si");
+            } else {
+                name.push_str("si");
+            }
+        }
+    };
+    match (replication, isolation) {
         (Some(_), Some(_)) => {
             return Err("replication and isolation belong to different systems".into())
         }
         (Some(modes), None) => {
-            for m in nonempty(modes.values(), "replication")? {
-                let mut flags = vec!["--replication".to_string(), m.clone()];
-                let mut name = m;
-                if t.no_read_sets {
-                    flags.push("--no-read-sets".into());
-                    name.push_str("-si");
-                }
-                out.push((name, flags));
+            for mut name in nonempty(modes.values(), "replication")? {
+                let mut flags = vec!["--replication".to_string(), name.clone()];
+                read_sets(&mut flags, &mut name);
+                out.push(Variant { name, flags });
             }
         }
         (None, Some(levels)) => {
-            for l in nonempty(levels.values(), "isolation")? {
-                out.push((l.clone(), vec!["--isolation".to_string(), l]));
+            for name in nonempty(levels.values(), "isolation")? {
+                let flags = vec!["--isolation".to_string(), name.clone()];
+                out.push(Variant { name, flags });
             }
         }
         (None, None) => {
-            let flags = if t.no_read_sets {
-                vec!["--no-read-sets".to_string()]
-            } else {
-                Vec::new()
-            };
-            out.push((String::new(), flags));
+            let (mut name, mut flags) = (String::new(), Vec::new());
+            read_sets(&mut flags, &mut name);
+            out.push(Variant { name, flags });
         }
     }
-    for (_, flags) in &mut out {
-        for bug in &t.bugs {
-            flags.push("--bug".into());
-            flags.push(bug.clone());
+    for v in &mut out {
+        for bug in bugs {
+            v.flags.push("--bug".into());
+            v.flags.push(bug.clone());
         }
     }
     Ok(out)
@@ -362,14 +388,39 @@ fn argv(b: &BenchFile, cell: &Cell, variant_flags: &[String], rate: Rate) -> Vec
     a
 }
 
-fn axis<T: Clone>(a: &Option<Axis<T>>, default: T, name: &str) -> Result<Vec<T>, String> {
+/// `variants` with `tag` added to their names and `args` to their flags.
+pub fn tagged(variants: Vec<Variant>, tag: Option<&str>, args: &[String]) -> Vec<Variant> {
+    variants
+        .into_iter()
+        .map(|mut v| {
+            if let Some(tag) = tag {
+                if !v.name.is_empty() {
+                    v.name.push('-');
+                }
+                v.name.push_str(tag);
+            }
+            v.flags.extend(args.iter().cloned());
+            v
+        })
+        .collect()
+}
+
+/// A name that makes one directory in the store.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(format!("name {name:?} must be a plain directory name"));
+    }
+    Ok(())
+}
+
+pub fn axis<T: Clone>(a: &Option<Axis<T>>, default: T, name: &str) -> Result<Vec<T>, String> {
     match a {
         None => Ok(vec![default]),
         Some(a) => nonempty(a.values(), name),
     }
 }
 
-fn nonempty<T>(v: Vec<T>, name: &str) -> Result<Vec<T>, String> {
+pub fn nonempty<T>(v: Vec<T>, name: &str) -> Result<Vec<T>, String> {
     if v.is_empty() {
         return Err(format!("{name} is an empty list: give at least one value"));
     }
@@ -395,14 +446,25 @@ nodes = [1, 3]
 [[target]]
 system = "postgres"
 isolation = "serializable"
+
+[[target]]
+system = "repdb"
+replication = "active"
+args = ["--read-phase-ms", "0"]
+tag = "rp0"
 "#;
 
     #[test]
     fn axes_multiply_and_each_cell_is_a_command_line() {
         let (b, cells) = parse("modes.toml", FILE).unwrap();
         assert_eq!(b.name, "modes");
-        // repdb: 2 modes × 2 node counts × 2 key counts; postgres: 1 × 1 × 2.
-        assert_eq!(cells.len(), 10);
+        // repdb: 2 modes × 2 node counts × 2 key counts; postgres: 1 × 1 × 2; the tagged
+        // repdb: 1 × 1 × 2.
+        assert_eq!(cells.len(), 12);
+        assert_eq!(cells[10].label(), "repdb-active-rp0-n3-k1-c4-rmax-s1");
+        assert!(cells[10]
+            .command()
+            .contains("--replication active --read-phase-ms 0 --nodes 3"));
         let c = &cells[0];
         assert_eq!(
             (c.system.as_str(), c.variant.as_str(), c.nodes, c.key_count),
@@ -425,7 +487,7 @@ isolation = "serializable"
             .any(|w| w == ["--isolation", "serializable"]));
         assert_eq!(
             cells.iter().map(|c| c.index).collect::<Vec<_>>(),
-            (0..10).collect::<Vec<_>>()
+            (0..12).collect::<Vec<_>>()
         );
     }
 

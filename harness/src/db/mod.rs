@@ -355,6 +355,8 @@ pub struct DbOptions {
     /// whether certification drops read sets (`--no-read-sets`).
     pub replication: Option<String>,
     pub no_read_sets: bool,
+    /// repdb: the delegates' read phase (`--read-phase-ms`).
+    pub read_phase_ms: Option<u64>,
 }
 
 /// The systems `faultline test --system` knows.
@@ -370,12 +372,16 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
             options.seed,
         ))),
         "postgres" => Some(Arc::new(postgres::Postgres)),
-        "repdb" => Some(Arc::new(repdb::Repdb::new(
-            options.replication.as_deref(),
-            !options.no_read_sets,
-            options.bugs.clone(),
-            options.seed,
-        ))),
+        "repdb" => {
+            let mut db = repdb::Repdb::new(
+                options.replication.as_deref(),
+                !options.no_read_sets,
+                options.bugs.clone(),
+                options.seed,
+            );
+            db.read_phase_ms = options.read_phase_ms;
+            Some(Arc::new(db))
+        }
         _ => None,
     }
 }

@@ -42,7 +42,25 @@ pub struct Repdb {
     pub bugs: Vec<String>,
     /// The run's seed: each node's core is seeded from it.
     pub seed: u64,
+    /// The delegates' read phase (`--read-phase-ms`); the node's default when None.
+    pub read_phase_ms: Option<u64>,
     own: OwnNode,
+}
+
+/// `--read-phase-ms` is repdb's, in whole ticks; the error is for the user (exit 254).
+pub fn validate_read_phase(system: &str, read_phase_ms: Option<u64>) -> Result<(), String> {
+    let Some(ms) = read_phase_ms else {
+        return Ok(());
+    };
+    if system != SYSTEM {
+        return Err(format!(
+            "--read-phase-ms is how long a repdb delegate executes; {system} has no read phase"
+        ));
+    }
+    repdb::RepdbConfig::default()
+        .with_read_phase_ms(ms)
+        .map(|_| ())
+        .map_err(|e| format!("repdb: {e}"))
 }
 
 /// Whether the repdb flags make a configuration: `--replication` and `--no-read-sets` are
@@ -83,6 +101,7 @@ impl Repdb {
             read_sets,
             bugs,
             seed,
+            read_phase_ms: None,
             own: OwnNode::new(SYSTEM, PEER_PORT),
         }
     }
@@ -107,6 +126,9 @@ impl Repdb {
         ];
         if !self.read_sets {
             cmd.push("--no-read-sets".into());
+        }
+        if let Some(ms) = self.read_phase_ms {
+            cmd.push(format!("--read-phase-ms {ms}"));
         }
         cmd.extend(self.bugs.iter().map(|b| format!("--bug {}", sh_quote(b))));
         Ok(cmd.join(" "))
@@ -242,6 +264,12 @@ mod tests {
         let e = validate_flags("etcd", Some("lazy"), false, &[]).unwrap_err();
         assert!(e.contains("etcd has no modes"), "{e}");
         assert!(validate_flags("coord", None, true, &[]).is_err());
+        assert_eq!(validate_read_phase("repdb", Some(0)), Ok(()));
+        assert_eq!(validate_read_phase("coord", None), Ok(()));
+        let e = validate_read_phase("repdb", Some(7)).unwrap_err();
+        assert!(e.contains("multiple of 10"), "{e}");
+        let e = validate_read_phase("twopc", Some(10)).unwrap_err();
+        assert!(e.contains("twopc has no read phase"), "{e}");
         assert_eq!(validate_flags("coord", None, false, &[]), Ok(()));
     }
 

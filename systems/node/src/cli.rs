@@ -9,6 +9,7 @@
 //! faultline-node twopc (the same flags; --bug from twopc::BUG_NAMES) [--restore PART]
 //! faultline-node repdb (the same flags; --bug from repdb's BUG_TABLE) \
 //!     [--replication certification|active|weak-voting|primary-copy|lazy] [--no-read-sets]
+//!     [--read-phase-ms MS]
 //! ```
 //!
 //! Exit status: 0 after SIGTERM or SIGINT, 2 for bad arguments, 1 when the node fails
@@ -60,6 +61,11 @@ struct RepdbArgs {
     /// weak-voting only.
     #[arg(long)]
     no_read_sets: bool,
+    /// How long a delegate executes a transaction on its snapshot before broadcasting it
+    /// (whole ticks of 10 ms; 0 executes at once). Commits delivered meanwhile are what
+    /// certification must catch.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    read_phase_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -211,11 +217,13 @@ fn run_repdb(args: RepdbArgs) -> Result<()> {
         args.no_read_sets,
         args.common.bugs.iter().map(String::as_str),
     )
+    .and_then(|c| c.with_read_phase_ms(args.read_phase_ms))
     .map_err(|e| BadArgs(e.to_string()))?;
     let (opts, listen) = node_options(args.common)?;
     tracing::info!(
         mode = config.mode.name(),
         read_sets = config.read_sets,
+        read_phase_ms = config.read_phase_ms(),
         bugs = ?config.bugs,
         "replicated database"
     );

@@ -72,7 +72,12 @@ pub enum ConfigError {
     UnknownBug(String),
     #[error("--no-read-sets applies to certification and weak-voting, not {0}")]
     ReadSetsNotApplicable(&'static str),
+    #[error("--read-phase-ms must be a multiple of {TICK_MS} up to {MAX_READ_PHASE_MS}, not {0}")]
+    ReadPhase(u64),
 }
+
+/// The longest read phase a delegate may be told to take.
+pub const MAX_READ_PHASE_MS: u64 = 10_000;
 
 /// Bounds on everything a client or a peer can make a replica hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,6 +221,23 @@ impl RepdbConfig {
         })
     }
 
+    /// The same configuration with a read phase of `ms` (0: a transaction executes the
+    /// moment it arrives); whole ticks only.
+    pub fn with_read_phase_ms(self, ms: u64) -> Result<RepdbConfig, ConfigError> {
+        if ms % TICK_MS != 0 || ms > MAX_READ_PHASE_MS {
+            return Err(ConfigError::ReadPhase(ms));
+        }
+        Ok(RepdbConfig {
+            exec_ticks: ms / TICK_MS,
+            ..self
+        })
+    }
+
+    /// The read phase in milliseconds.
+    pub fn read_phase_ms(&self) -> u64 {
+        self.exec_ticks * TICK_MS
+    }
+
     /// The model this configuration claims (see [`Mode::claimed_model`]).
     pub fn claimed_model(&self) -> Option<&'static str> {
         self.mode.claimed_model(self.read_sets)
@@ -225,6 +247,23 @@ impl RepdbConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_read_phase_is_whole_ticks() {
+        let c = RepdbConfig::default();
+        assert_eq!(c.read_phase_ms(), TICK_MS);
+        assert_eq!(c.clone().with_read_phase_ms(0).unwrap().exec_ticks, 0);
+        assert_eq!(
+            c.clone().with_read_phase_ms(50).unwrap().read_phase_ms(),
+            50
+        );
+        let e = c.clone().with_read_phase_ms(15).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--read-phase-ms must be a multiple of 10 up to 10000, not 15"
+        );
+        assert!(c.with_read_phase_ms(MAX_READ_PHASE_MS + TICK_MS).is_err());
+    }
 
     #[test]
     fn flags_parse_and_bad_ones_say_what_is_known() {
