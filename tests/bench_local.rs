@@ -29,14 +29,14 @@ isolation = "serializable"
 "#;
 
 /// Writes `text` to `store/name` and runs `faultline bench` on it.
-fn bench(store: &Path, name: &str, text: &str) -> Output {
+fn bench(store: &Path, name: &str, text: &str, extra: &[&str]) -> Output {
     std::fs::create_dir_all(store).unwrap();
     let file = store.join(name);
     std::fs::write(&file, text).unwrap();
     let (file, store) = (file.to_str().unwrap(), store.to_str().unwrap());
-    faultline(&["bench", file, "--store", store])
-        .output()
-        .unwrap()
+    let mut args = vec!["bench", file, "--store", store];
+    args.extend_from_slice(extra);
+    faultline(&args).output().unwrap()
 }
 
 /// The one report directory under `store/benches/NAME/`.
@@ -52,7 +52,7 @@ fn abort_rate(cell: &Value) -> f64 {
 fn a_matrix_measures_every_cell_beside_the_floor_and_contention_raises_aborts() {
     require_postgres();
     let store = store("bench-contention");
-    let out = bench(&store, "contention.toml", MATRIX);
+    let out = bench(&store, "contention.toml", MATRIX, &["--quiet"]);
     let stdout = text(&out.stdout);
     let all = format!("{stdout}\n{}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{all}");
@@ -131,6 +131,22 @@ fn a_matrix_measures_every_cell_beside_the_floor_and_contention_raises_aborts() 
         stdout.contains(&summary),
         "the summary is printed: {stdout}"
     );
+    // Quiet: no log lines, no progress on standard error.
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains(" INFO ") && !stderr.contains("ops:") && !stderr.contains("cell 1/4"),
+        "{stderr}"
+    );
+    // The page: the table and a bar chart per figure.
+    let page = std::fs::read_to_string(dir.join("bench.html")).unwrap();
+    assert_eq!(
+        page.matches("<svg").count(),
+        4,
+        "throughput, aborts, p50, p99"
+    );
+    for l in &labels {
+        assert!(page.contains(l), "{l}");
+    }
 }
 
 #[test]
@@ -155,7 +171,7 @@ fn bad_bench_files_are_refused_before_anything_runs() {
         ),
     ];
     for (file_text, want) in cases {
-        let out = bench(&store, "bad.toml", file_text);
+        let out = bench(&store, "bad.toml", file_text, &[]);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(254), "{file_text}: {err}");
         assert!(err.contains(want), "{file_text}: {err}");

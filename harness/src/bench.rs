@@ -10,7 +10,7 @@
 //! The bench's own directory, `<store>/benches/<name>/<timestamp>/`, holds the file it ran
 //! (`bench.toml`), the floor and the machine (`floor.json`), one line per finished cell
 //! (`cells.jsonl`, appended as each cell ends, so a crash loses nothing measured), and the
-//! report (`bench.json`, `summary.txt`).
+//! report (`bench.json`, `summary.txt`, and `bench.html` with bar charts of every figure).
 
 pub mod config;
 pub mod floor;
@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// Where the cells' runs and the bench's report are stored.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// Warnings and errors only on standard error, no progress (the summary is printed as
+    /// always, and every run's faultline.log has everything).
+    #[arg(long)]
+    pub quiet: bool,
     /// Print the cells and the command of each, then exit without running anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -62,6 +66,7 @@ pub struct CellResult {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     crate::runlog::install();
+    crate::runlog::set_quiet(args.quiet);
     let file = args.file.display().to_string();
     let text = match crate::store::read_text(&args.file, config::MAX_FILE_BYTES) {
         Ok(t) => t,
@@ -102,10 +107,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     }
     let dir = crate::store::stamped_dir(&args.store.join("benches").join(&bench.name))?;
     std::fs::write(dir.join("bench.toml"), &text)?;
-    eprintln!(
-        "faultline bench: {} cells; report in {}",
-        cells.len(),
-        dir.display()
+    let bar = crate::progress::bar(cells.len() as u64, "cells");
+    crate::progress::line(
+        &bar,
+        &format!(
+            "faultline bench: {} cells; report in {}",
+            cells.len(),
+            dir.display()
+        ),
     );
     let machine = floor::Machine::read();
     let floor = floor::measure(&dir, FSYNC_SAMPLES, RTT_SAMPLES)
@@ -114,18 +123,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         &dir.join("floor.json"),
         &serde_json::json!({"machine": machine, "floor": floor}),
     )?;
-    eprintln!("{}", report::floor_line(&floor));
+    crate::progress::line(&bar, &report::floor_line(&floor));
     let mut log = std::fs::File::create(dir.join("cells.jsonl"))?;
     let mut results = Vec::new();
     let mut exit = Exit::Valid;
     for cell in &cells {
-        eprintln!(
-            "faultline bench: cell {}/{}: {}",
-            cell.index + 1,
-            cells.len(),
-            cell.label()
+        bar.set_message(cell.label());
+        crate::progress::line(
+            &bar,
+            &format!(
+                "faultline bench: cell {}/{}: {}",
+                cell.index + 1,
+                cells.len(),
+                cell.label()
+            ),
         );
         let (result, interrupted) = run_cell(&args.store, &bench.name, cell);
+        bar.inc(1);
         if result.verdict == "error" {
             exit = exit.worst(Exit::Internal);
         }
@@ -133,9 +147,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         line.push('\n');
         log.write_all(line.as_bytes())?;
         log.sync_data()?;
-        eprintln!("{}", report::row(&result));
+        crate::progress::line(&bar, &report::row(&result));
         results.push(result);
         if interrupted {
+            bar.abandon();
             eprintln!(
                 "faultline bench: interrupted after {} of {} cells",
                 results.len(),
@@ -145,8 +160,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
             break;
         }
     }
+    bar.finish_and_clear();
     let summary = report::table(&bench.name, &floor, &results);
     std::fs::write(dir.join("summary.txt"), &summary)?;
+    std::fs::write(
+        dir.join("bench.html"),
+        report::html(&bench.name, &machine, &floor, &results),
+    )?;
     crate::store::write_json_file(
         &dir.join("bench.json"),
         &serde_json::json!({

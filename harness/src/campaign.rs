@@ -38,6 +38,10 @@ pub struct CampaignArgs {
     /// Also write a JUnit XML report here: one test case per run.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Warnings and errors only on standard error, no progress (the summary is printed as
+    /// always, and every run's faultline.log has everything).
+    #[arg(long)]
+    pub quiet: bool,
     /// Print the runs and the command of each, then exit without running anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -117,6 +121,7 @@ impl RunResult {
 
 pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
     crate::runlog::install();
+    crate::runlog::set_quiet(args.quiet);
     let file = args.file.display().to_string();
     let text = match crate::store::read_text(&args.file, config::MAX_FILE_BYTES) {
         Ok(t) => t,
@@ -150,11 +155,15 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
     }
     let dir = crate::store::stamped_dir(&args.store.join("campaigns").join(&campaign.name))?;
     std::fs::write(dir.join("campaign.toml"), &text)?;
-    eprintln!(
-        "faultline campaign: {} runs within {} s; summary in {}",
-        runs.len(),
-        campaign.budget_s,
-        dir.display()
+    let bar = crate::progress::bar(runs.len() as u64, "runs");
+    crate::progress::line(
+        &bar,
+        &format!(
+            "faultline campaign: {} runs within {} s; summary in {}",
+            runs.len(),
+            campaign.budget_s,
+            dir.display()
+        ),
     );
     let started = Instant::now();
     let mut log = std::fs::File::create(dir.join("runs.jsonl"))?;
@@ -163,11 +172,15 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
     for r in &runs {
         let elapsed_s = started.elapsed().as_secs_f64();
         let (result, interrupted) = if fits(campaign.budget_s, elapsed_s, r, &spent_per_run_s) {
-            eprintln!(
-                "faultline campaign: run {}/{}: {}",
-                r.index + 1,
-                runs.len(),
-                r.label()
+            bar.set_message(r.label());
+            crate::progress::line(
+                &bar,
+                &format!(
+                    "faultline campaign: run {}/{}: {}",
+                    r.index + 1,
+                    runs.len(),
+                    r.label()
+                ),
             );
             let t = Instant::now();
             let outcome = run_with_rerun(&args.store, &campaign.name, r);
@@ -180,13 +193,16 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
         line.push('\n');
         log.write_all(line.as_bytes())?;
         log.sync_data()?;
-        eprintln!("{}", summary::line(&result));
+        bar.inc(1);
+        crate::progress::line(&bar, &summary::line(&result));
         results.push(result);
         if interrupted {
+            bar.abandon();
             eprintln!("faultline campaign: interrupted");
             break;
         }
     }
+    bar.finish_and_clear();
     for r in runs.iter().skip(results.len()) {
         results.push(skipped(r));
     }
@@ -253,12 +269,14 @@ fn run_with_rerun(store: &Path, campaign: &str, r: &Run) -> (RunResult, bool) {
         Outcome::Valid => None,
         _ if interrupted => None,
         _ => {
-            eprintln!(
-                "faultline campaign: {} was {}: again with seed {}",
-                r.label(),
-                first.outcome.name(),
-                r.seed
-            );
+            if !crate::runlog::is_quiet() {
+                eprintln!(
+                    "faultline campaign: {} was {}: again with seed {}",
+                    r.label(),
+                    first.outcome.name(),
+                    r.seed
+                );
+            }
             Some(attempt(store, campaign, r).0)
         }
     };

@@ -14,6 +14,7 @@ pub mod lazyfs;
 pub mod nemesis;
 pub mod partition;
 pub mod plot;
+pub mod progress;
 pub mod run_report;
 pub mod runlog;
 pub mod runner;

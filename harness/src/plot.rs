@@ -210,6 +210,56 @@ pub fn timeline(
     Ok(svg)
 }
 
+/// One horizontal bar per row, labelled, for side-by-side figures (a bench's cells).
+pub fn bars(title: &str, rows: &[(String, f64)], x_desc: &str) -> Result<String, Error> {
+    let n = rows.len().max(1);
+    let x_max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max).max(1e-9) * 1.1;
+    let height = (70 + 18 * n).min(6000) as u32;
+    let longest = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let label_px = (longest as u32 * 11 / 2 + 10).clamp(60, 420);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(label_px)
+            .build_cartesian_2d(0f64..x_max, (0..n).into_segmented())
+            .map_err(err)?;
+        // The first row at the top: segment n-1 holds row 0.
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < n => {
+                rows.get(n - 1 - i).map(|r| r.0.clone()).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&label)
+            .x_desc(x_desc)
+            .draw()
+            .map_err(err)?;
+        let color = Kind::Ok.color();
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, r)| {
+                Rectangle::new(
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (r.1, SegmentValue::Exact(i + 1)),
+                    ],
+                    color.mix(0.7).filled(),
+                )
+            }))
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
 type Chart<'a, 'b, Y> =
     ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>;
 
@@ -296,6 +346,24 @@ mod tests {
         )
         .unwrap();
         assert!(tl.matches("<rect").count() >= 2, "{tl}");
+    }
+
+    #[test]
+    fn bars_are_labelled_one_per_row() {
+        let rows = [
+            ("repdb-certification-n3".to_string(), 5000.0),
+            ("postgres-serializable-n1".to_string(), 3000.0),
+        ];
+        let svg = bars("ok/s", &rows, "transactions / s").unwrap();
+        assert!(
+            svg.contains("repdb-certification-n3") && svg.contains("postgres-serializable-n1"),
+            "{svg}"
+        );
+        assert!(svg.contains("transactions / s"));
+        assert!(
+            svg.matches("<rect").count() >= 3,
+            "the background and a bar per row"
+        );
     }
 
     #[test]

@@ -143,6 +143,10 @@ pub struct TestArgs {
     /// this (default 4).
     #[arg(long, value_name = "N")]
     pub max_txn_length: Option<u64>,
+    /// Warnings and errors only on standard error, no progress line (the run's
+    /// faultline.log still has everything); the verdict is printed as always.
+    #[arg(long)]
+    pub quiet: bool,
     /// The test's name in the store (default: SYSTEM-WORKLOAD).
     #[arg(long)]
     pub name: Option<String>,
@@ -182,6 +186,7 @@ pub struct BadArgs(pub String);
 
 pub fn run(args: TestArgs) -> anyhow::Result<Exit> {
     runlog::install();
+    runlog::set_quiet(args.quiet || runlog::is_quiet());
     if let Err(BadArgs(msg)) = validate(&args) {
         eprintln!("faultline test: {msg}");
         return Ok(Exit::BadInput);
@@ -866,8 +871,14 @@ fn deploy_and_drive(
         .collect();
     let client = |w: u32| workload.client(addrs[w as usize % addrs.len()], &addrs, w);
     let mut history = run.history()?;
+    let live_for_progress = live.clone();
     let interrupted = rt.block_on(async {
-        let progress = tokio::spawn(progress_line(live.clone(), no_faults));
+        let time_limit_s = args.time_limit;
+        let progress = tokio::spawn(async move {
+            if !runlog::is_quiet() {
+                progress_line(live_for_progress, no_faults, time_limit_s).await
+            }
+        });
         let mut hooks = Hooks::new(Some(executor.clone()));
         hooks.stop = Some(stop_rx.clone());
         hooks.live = live.clone();
@@ -992,7 +1003,7 @@ fn teardown(d: &Deployment) {
 }
 
 /// Prints elapsed time, ops and the faults now active every couple of seconds.
-async fn progress_line(live: Arc<Live>, no_faults: bool) {
+async fn progress_line(live: Arc<Live>, no_faults: bool, time_limit_s: f64) {
     let started = Instant::now();
     loop {
         tokio::time::sleep(PROGRESS_PERIOD).await;
@@ -1006,9 +1017,16 @@ async fn progress_line(live: Arc<Live>, no_faults: bool) {
             (false, true) => "; faults: none".into(),
             (false, false) => format!("; faults: {}", faults.join(" ")),
         };
+        let elapsed_s = started.elapsed().as_secs_f64();
+        // Setup and the final phase come on top of the workload's time: the ETA is the
+        // workload's end, after which healing, final reads and checking follow.
+        let phase = if elapsed_s < time_limit_s {
+            format!("workload ends in {:.0}s", time_limit_s - elapsed_s)
+        } else {
+            "final phase".to_string()
+        };
         eprintln!(
-            "[{:6.1}s] {} ops: {} ok, {} fail, {} info{faults}",
-            started.elapsed().as_secs_f64(),
+            "[{elapsed_s:6.1}s, {phase}] {} ops: {} ok, {} fail, {} info{faults}",
             live.invocations.load(Ordering::Relaxed),
             live.ok.load(Ordering::Relaxed),
             live.fail.load(Ordering::Relaxed),

@@ -1,7 +1,7 @@
 //! The bench's figures as text: a row per cell as it finishes, and the whole table with
 //! the floor above it.
 
-use super::floor::Floor;
+use super::floor::{Floor, Machine};
 use super::metrics::Quantiles;
 use super::CellResult;
 use std::fmt::Write;
@@ -92,6 +92,90 @@ pub fn table(name: &str, floor: &Floor, results: &[CellResult]) -> String {
     s
 }
 
+/// The report as a self-contained page (`bench.html`): the floor and machine, the table
+/// with each cell's verdict and command, and bar charts of throughput, abort rate and
+/// latency, one bar per cell.
+pub fn html(name: &str, machine: &Machine, floor: &Floor, results: &[CellResult]) -> String {
+    use checkers::linearizable::report::esc;
+    let mut rows = String::new();
+    for r in results {
+        let m = r.metrics.as_ref();
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let lat = |g: fn(&Quantiles) -> f64| f(m.and_then(|m| m.ok_latency.as_ref()).map(g));
+        let _ = writeln!(
+            rows,
+            "<tr class=\"{v}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"verdict\">{v}{}</td><td><code>{}</code></td></tr>",
+            esc(&r.label),
+            f(m.map(|m| m.ok_per_s)),
+            f(m.map(|m| 100.0 * m.abort_rate)),
+            f(m.map(|m| 100.0 * m.info_rate)),
+            lat(|l| l.p50_ms),
+            lat(|l| l.p95_ms),
+            lat(|l| l.p99_ms),
+            lat(|l| l.max_ms),
+            esc(&if r.anomaly_types.is_empty() { String::new() } else { format!(" ({})", r.anomaly_types.join(", ")) }),
+            esc(&r.command),
+            v = esc(&r.verdict),
+        );
+    }
+    let metric = |g: &dyn Fn(&super::metrics::Metrics) -> Option<f64>| -> Vec<(String, f64)> {
+        results
+            .iter()
+            .filter_map(|r| r.metrics.as_ref().and_then(g).map(|v| (r.label.clone(), v)))
+            .collect()
+    };
+    let mut plots = String::new();
+    for (title, x, values) in [
+        (
+            "throughput",
+            "ok transactions / s",
+            metric(&|m| Some(m.ok_per_s)),
+        ),
+        (
+            "abort rate",
+            "aborted (fail) / attempted, %",
+            metric(&|m| Some(100.0 * m.abort_rate)),
+        ),
+        (
+            "latency p50",
+            "ms",
+            metric(&|m| m.ok_latency.as_ref().map(|l| l.p50_ms)),
+        ),
+        (
+            "latency p99",
+            "ms",
+            metric(&|m| m.ok_latency.as_ref().map(|l| l.p99_ms)),
+        ),
+    ] {
+        match crate::plot::bars(title, &values, x) {
+            Ok(svg) => {
+                let _ = writeln!(plots, "<figure>{svg}</figure>");
+            }
+            Err(e) => {
+                let _ = writeln!(plots, "<p>{}</p>", esc(&e));
+            }
+        }
+    }
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>bench {t}</title>\n<style>\n\
+         body {{ font-family: sans-serif; margin: 1.5em; }}\n\
+         table {{ border-collapse: collapse; }}\n\
+         td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }}\n\
+         td:first-child, td:nth-last-child(-n+2) {{ text-align: left; }}\n\
+         tr.invalid .verdict, tr.error .verdict {{ color: #a01010; font-weight: bold; }}\n\
+         code {{ font-size: 0.8em; }}\n\
+         </style></head><body>\n<h1>bench {t}</h1>\n<p>{floor}</p>\n<p>{cores} cores, {cpu}, {mem}, Linux {kernel}; load average at start {load}</p>\n\
+         <table>\n<tr><th>cell</th><th>ok/s</th><th>abort %</th><th>info %</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>verdict</th><th>reproduce</th></tr>\n{rows}</table>\n{plots}</body></html>\n",
+        t = esc(name),
+        floor = esc(&floor_line(floor)),
+        cores = machine.cores,
+        cpu = esc(&machine.cpu_model),
+        mem = esc(&machine.memory),
+        kernel = esc(&machine.kernel),
+        load = esc(&machine.load_average_at_start),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::config::parse;
@@ -150,5 +234,17 @@ mod tests {
         );
         assert!(t.contains("reproduce: faultline test --system repdb --workload list-append --replication lazy"), "{t}");
         assert!(!t.contains("reproduce: faultline test --system repdb --workload list-append --replication certification"), "{t}");
+        let machine = Machine::read();
+        let page = html("b", &machine, &floor, &results);
+        assert_eq!(
+            page.matches("<svg").count(),
+            4,
+            "throughput, aborts, p50, p99"
+        );
+        assert!(
+            page.contains("<td class=\"verdict\">invalid (divergent-apply-order)</td>"),
+            "{page}"
+        );
+        assert!(page.contains("repdb-lazy-n3"));
     }
 }
