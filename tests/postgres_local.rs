@@ -165,6 +165,15 @@ fn read_committed(workload: &str) {
     assert!(detail(&r, workload, "ops_ok") > 500, "{r:#}");
     assert_eq!(check_at(&run, workload, "serializable"), Some(1));
     assert_eq!(check_at(&run, workload, "read-committed"), Some(0));
+    // The anomalies' cycles are drawn beside the results and shown in the report.
+    let pictures: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("cycle-") && n.ends_with(".svg"))
+        .collect();
+    assert!(!pictures.is_empty(), "cycle pictures in {}", run.display());
+    let report = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(report.contains(&format!("<img src=\"{}\"", pictures[0])), "{report}");
     // The stored run re-checks the same way.
     let again = faultline(&["analyze", run.to_str().unwrap()])
         .output()

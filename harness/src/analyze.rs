@@ -42,6 +42,34 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<Exit> {
     check_run(&args.run_dir)
 }
 
+/// Cycle pictures written per run at most.
+const MAX_CYCLE_FILES: usize = 16;
+
+/// Each of the first [`MAX_CYCLE_FILES`] anomaly cycles as `cycle-N-CLASS.svg` in `dir`,
+/// where the run report shows them.
+pub fn write_cycle_pictures(
+    dir: &Path,
+    cycles: &[checkers::txn::render::CycleView],
+) -> anyhow::Result<()> {
+    for (i, c) in cycles.iter().take(MAX_CYCLE_FILES).enumerate() {
+        let class = c.title.split(':').next().unwrap_or("cycle");
+        let class: String = class
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("cycle-{i}-{class}.svg"));
+        std::fs::write(&path, checkers::txn::render::svg(c))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// The linearizability checker's own page: the failing window, step by step.
 pub const LINEARIZABLE_PAGE: &str = "linearizable.html";
 

@@ -69,6 +69,7 @@ pub fn check(dir: &Path, test: &Value, history: &History) -> anyhow::Result<Exit
         path: dir.to_path_buf(),
     };
     run.write_json("results.json", &Value::Object(doc))?;
+    super::write_cycle_pictures(dir, &judged.cycles)?;
     let count = |k: &str| verdict.details.get(k).and_then(Value::as_u64).unwrap_or(0);
     let at = match judged.model {
         Some(m) => format!("checked at {}", m.name()),

@@ -30,8 +30,6 @@ use workloads::repdb::workload::workload_of;
 pub const TXNS_FILE: &str = "txns.jsonl";
 /// The replicas' apply logs, as `faultline check --apply-logs` reads them.
 pub const APPLY_LOGS_FILE: &str = "apply-logs.jsonl";
-/// Cycle pictures written at most.
-const MAX_CYCLE_FILES: usize = 16;
 
 /// Checks the run at `dir` (its history already read), writes `results.json` and the files
 /// beside it, prints the verdicts.
@@ -121,22 +119,6 @@ fn write_files(dir: &Path, judged: &check::Judged) -> anyhow::Result<()> {
     };
     write(TXNS_FILE, jsonl::write(&judged.txns.ops))?;
     write(APPLY_LOGS_FILE, judged.apply_logs.clone())?;
-    for (i, c) in judged.cycles.iter().take(MAX_CYCLE_FILES).enumerate() {
-        let class = c.title.split(':').next().unwrap_or("cycle");
-        let class: String = class
-            .chars()
-            .map(|ch| {
-                if ch.is_ascii_alphanumeric() || ch == '-' {
-                    ch
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        write(
-            &format!("cycle-{i}-{class}.svg"),
-            checkers::txn::render::svg(c),
-        )?;
-    }
+    super::write_cycle_pictures(dir, &judged.cycles)?;
     Ok(())
 }

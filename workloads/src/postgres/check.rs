@@ -32,6 +32,8 @@ pub struct Judgement {
     pub all_anomalies: Option<Verdict>,
     /// The model the run was checked at (None for the bank).
     pub model: Option<Model>,
+    /// The cycles behind every anomaly found (the all-anomalies search's), for pictures.
+    pub cycles: Vec<checkers::txn::render::CycleView>,
 }
 
 impl Judgement {
@@ -102,6 +104,7 @@ pub fn judge(
                 verdict,
                 all_anomalies: None,
                 model: None,
+                cycles: Vec::new(),
             });
         }
     };
@@ -120,12 +123,14 @@ pub fn judge(
     let mut verdict = txn::check(history, &options(model))?.verdict;
     verdict.detail("isolation", isolation.name());
     tally(history, &mut verdict);
-    let mut all = txn::check(history, &options(Model::StrictSerializable))?.verdict;
+    let everything = txn::check(history, &options(Model::StrictSerializable))?;
+    let mut all = everything.verdict;
     all.checker = ALL_ANOMALIES.into();
     Ok(Judgement {
         verdict,
         all_anomalies: Some(all),
         model: Some(model),
+        cycles: everything.cycles,
     })
 }
 
