@@ -95,14 +95,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         }
     }
     if args.dry_run {
-        for cell in &cells {
-            println!(
-                "{:>4}  {}\n      {}",
-                cell.index,
-                cell.label(),
-                cell.command()
-            );
-        }
+        crate::store::print_listing(cells.iter().map(|c| (c.index, c.label(), c.command())));
         return Ok(Exit::Valid);
     }
     let dir = crate::store::stamped_dir(&args.store.join("benches").join(&bench.name))?;

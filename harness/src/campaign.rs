@@ -148,9 +148,7 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
         }
     }
     if args.dry_run {
-        for r in &runs {
-            println!("{:>4}  {}\n      {}", r.index, r.label(), r.command());
-        }
+        crate::store::print_listing(runs.iter().map(|r| (r.index, r.label(), r.command())));
         return Ok(Exit::Valid);
     }
     let dir = crate::store::stamped_dir(&args.store.join("campaigns").join(&campaign.name))?;
