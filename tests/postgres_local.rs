@@ -173,7 +173,10 @@ fn read_committed(workload: &str) {
         .collect();
     assert!(!pictures.is_empty(), "cycle pictures in {}", run.display());
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
-    assert!(report.contains(&format!("<img src=\"{}\"", pictures[0])), "{report}");
+    assert!(
+        report.contains(&format!("<img src=\"{}\"", pictures[0])),
+        "{report}"
+    );
     // The stored run re-checks the same way.
     let again = faultline(&["analyze", run.to_str().unwrap()])
         .output()

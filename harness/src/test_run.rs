@@ -267,9 +267,20 @@ pub fn revision() -> &'static str {
 
 fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     let bad = |m: String| Err(BadArgs(m));
-    if !db::SYSTEMS.contains(&args.system.as_str()) {
+    if db::custom::is_system_file(&args.system) {
+        let system =
+            db::custom::Custom::load(std::path::Path::new(&args.system)).map_err(BadArgs)?;
+        if !system.file.workloads.contains(&args.workload) {
+            return bad(format!(
+                "{} runs {}, not {:?} (its system file's workloads)",
+                system.file.name,
+                system.file.workloads.join(", "),
+                args.workload
+            ));
+        }
+    } else if !db::SYSTEMS.contains(&args.system.as_str()) {
         return bad(format!(
-            "unknown system {:?}: known systems are {}",
+            "unknown system {:?}: known systems are {}, or a system file (a path ending in .toml)",
             args.system,
             db::SYSTEMS.join(", ")
         ));
@@ -395,12 +406,22 @@ struct Deployment {
     journal: Option<Arc<EventJournal>>,
 }
 
+/// The system's name for the store: a system file's own name rather than its path.
+fn system_name(system: &str) -> String {
+    if db::custom::is_system_file(system) {
+        if let Ok(c) = db::custom::Custom::load(std::path::Path::new(system)) {
+            return c.file.name;
+        }
+    }
+    system.to_string()
+}
+
 /// One run; also says whether Ctrl-C cut it short.
 fn run_once(args: &TestArgs, seed: u64) -> anyhow::Result<Finished> {
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-{}", args.system, args.workload));
+        .unwrap_or_else(|| format!("{}-{}", system_name(&args.system), args.workload));
     let store = Store::open(&args.store)?;
     let run = store.create_run(&name, SystemTime::now())?;
     runlog::switch_to(&run.path.join("faultline.log"))?;

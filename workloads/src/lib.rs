@@ -10,6 +10,7 @@ pub mod coord;
 pub mod etcd;
 pub mod framed;
 pub mod http;
+pub mod jsonl_client;
 pub mod postgres;
 pub mod register;
 pub mod repdb;

@@ -6,6 +6,7 @@
 //! ([`crate::control::daemon`]), which is what most systems are.
 
 pub mod coord;
+pub mod custom;
 pub mod etcd;
 pub mod etcd_wal;
 pub mod own_node;
@@ -361,6 +362,11 @@ pub struct DbOptions {
 
 /// The systems `faultline test --system` knows.
 pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
+    if custom::is_system_file(name) {
+        return custom::Custom::load(std::path::Path::new(name))
+            .ok()
+            .map(|c| Arc::new(c) as Arc<dyn Db>);
+    }
     match name {
         "coord" => Some(Arc::new(coord::Coord::new(
             options.bugs.clone(),

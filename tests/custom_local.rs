@@ -1,0 +1,197 @@
+//! End to end on a system Faultline does not know: the example register in
+//! `examples/pyregister/` (Python, the generic JSON-lines client protocol), described by its
+//! system file alone. It stays linearizable under kills, pauses and lost unsynced writes; its
+//! planted stale reads are caught; bad system files and pairings are refused by name.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+fn example(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/pyregister")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// Runs `faultline test` on the example; the exit code, the output and the run dir.
+fn run(name: &str, system_file: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
+    require_tool("python3", "python3");
+    let store = store(name);
+    let system = example(system_file);
+    let mut args = vec![
+        "test",
+        "--system",
+        &system,
+        "--workload",
+        "register",
+        "--nodes",
+        "1",
+        "--rate",
+        "100",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = faultline(&args).output().unwrap();
+    let text = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    (out.status.code(), text, run_dir(&store))
+}
+
+#[test]
+fn the_example_register_is_linearizable_under_kills_and_pauses() {
+    let (code, out, run) = run(
+        "custom-valid",
+        "system.toml",
+        &[
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let r = json(&run.join("results.json"));
+    assert_eq!(r["valid"], true, "{r:#}");
+    assert!(
+        run.starts_with(run.parent().unwrap())
+            && run.parent().unwrap().ends_with("pyregister-register")
+    );
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    for f in ["start-kill", "start-pause"] {
+        assert!(fs.contains(&f.to_string()), "{f}: {fs:?}");
+    }
+    let ok_reads = ops
+        .iter()
+        .filter(|op| op["f"] == "read" && op["type"] == "ok" && op["value"][1].is_number())
+        .count();
+    assert!(ok_reads > 20, "reads saw written values: {ok_reads}");
+    assert!(clients_ok(&ops) > 100, "{out}");
+    // What the server printed is collected, and the report is written.
+    assert!(run.join("nodes/n1/system.log").is_file());
+    assert!(run.join("report.html").is_file());
+}
+
+#[test]
+fn the_example_survives_losing_unsynced_writes() {
+    require_root("the lazy filesystem mounts FUSE filesystems");
+    let (code, out, run) = run(
+        "custom-disk",
+        "system.toml",
+        &[
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "disk",
+            "--disk-faults",
+            "lose-unsynced",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let struck = history(&run)
+        .iter()
+        .filter(|op| op["f"] == "start-disk" && op["type"] == "ok")
+        .count();
+    assert!(struck >= 2, "the disk nemesis struck {struck} times: {out}");
+}
+
+#[test]
+fn planted_stale_reads_are_caught() {
+    let (code, out, run) = run(
+        "custom-stale",
+        "stale.toml",
+        &["--time-limit", "6", "--seed", "1"],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    let r = json(&run.join("results.json"));
+    assert_eq!(r["valid"], false, "{r:#}");
+    assert_eq!(r["checker"], "linearizable");
+    assert!(
+        out.contains("can't read"),
+        "the explanation names the impossible read: {out}"
+    );
+}
+
+#[test]
+fn bad_system_files_and_pairings_are_refused_by_name() {
+    let store = store("custom-bad");
+    std::fs::create_dir_all(&store).unwrap();
+    let broken = store.join("broken.toml");
+    std::fs::write(
+        &broken,
+        "name = \"b\"\nclient_port = 1\nworkloads = [\"register\"]\n",
+    )
+    .unwrap();
+    let system = example("system.toml");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec![
+                "--system",
+                "/nonexistent/sys.toml",
+                "--workload",
+                "register",
+            ],
+            "cannot read /nonexistent/sys.toml".into(),
+        ),
+        (
+            vec![
+                "--system",
+                broken.to_str().unwrap(),
+                "--workload",
+                "register",
+            ],
+            "missing field `start`".into(),
+        ),
+        (
+            vec!["--system", &system, "--workload", "bank"],
+            "pyregister runs register, not \"bank\"".into(),
+        ),
+        (
+            vec!["--system", "mongodb", "--workload", "register"],
+            "or a system file (a path ending in .toml)".into(),
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["test"];
+        all.extend(args.iter());
+        all.extend(["--store", store.to_str().unwrap()]);
+        let out = faultline(&all).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {err}");
+        assert!(err.contains(&want), "{args:?}: {err}");
+        if args[1].ends_with("broken.toml") {
+            assert!(err.contains(&format!("{}: ", broken.display())), "the file is named: {err}");
+        }
+    }
+    // Three nodes of a one-node system: refused before anything starts.
+    let out = faultline(&[
+        "test",
+        "--system",
+        &system,
+        "--workload",
+        "register",
+        "--nodes",
+        "3",
+        "--store",
+        store.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("runs 1 to 1 nodes, not 3"),
+        "{}",
+        text(&out.stderr)
+    );
+}
