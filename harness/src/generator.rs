@@ -156,6 +156,9 @@ pub fn mix(gens: Vec<Gen>) -> Gen {
 
 /// Spaces operations out: on average one per `mean_interval_ns`, each delay drawn uniformly
 /// from 0 to twice the mean (Jepsen's stagger).
+/// How far behind its schedule [`stagger`] may fall and still catch up.
+pub const STAGGER_MAX_LAG_NS: u64 = 100_000_000;
+
 pub fn stagger(mean_interval_ns: u64, inner: Gen) -> Gen {
     struct Stagger {
         mean_ns: u64,
@@ -171,7 +174,17 @@ pub fn stagger(mean_interval_ns: u64, inner: Gen) -> Gen {
             match self.inner.next(ctx, rng) {
                 Next::Op(op) => {
                     let delay = rng.below(2 * self.mean_ns + 1);
-                    self.next_at_ns = Some(at.max(ctx.time_ns) + delay);
+                    // Scheduled from when this op was due, not from when it went out: the
+                    // runner wakes a little late (timers are coarse), and counting from the
+                    // wake-up would lose that much every op and offer far less than the rate
+                    // at a few hundred ops/s. Behind by more than STAGGER_MAX_LAG_NS (every
+                    // worker busy), it starts afresh rather than burst to catch up.
+                    let base = if ctx.time_ns > at.saturating_add(STAGGER_MAX_LAG_NS) {
+                        ctx.time_ns
+                    } else {
+                        at
+                    };
+                    self.next_at_ns = Some(base + delay);
                     Next::Op(op)
                 }
                 other => other,
