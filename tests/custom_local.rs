@@ -171,7 +171,10 @@ fn bad_system_files_and_pairings_are_refused_by_name() {
         assert_eq!(out.status.code(), Some(254), "{args:?}: {err}");
         assert!(err.contains(&want), "{args:?}: {err}");
         if args[1].ends_with("broken.toml") {
-            assert!(err.contains(&format!("{}: ", broken.display())), "the file is named: {err}");
+            assert!(
+                err.contains(&format!("{}: ", broken.display())),
+                "the file is named: {err}"
+            );
         }
     }
     // Three nodes of a one-node system: refused before anything starts.

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod report;
 
 use crate::exit::Exit;
+use crate::matrix::{self, Runnable};
 use crate::test_run;
 use anyhow::Context;
 use checkers::history::{parse, Format};
@@ -68,34 +69,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     crate::runlog::install();
     crate::runlog::set_quiet(args.quiet);
     let file = args.file.display().to_string();
-    let text = match crate::store::read_text(&args.file, config::MAX_FILE_BYTES) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("faultline bench: {e}");
-            return Ok(Exit::BadInput);
-        }
+    let loaded = matrix::load(
+        "bench",
+        &args.file,
+        config::MAX_FILE_BYTES,
+        "cell",
+        config::parse,
+    );
+    let Some((text, bench, cells)) = loaded else {
+        return Ok(Exit::BadInput);
     };
-    let (bench, cells) = match config::parse(&file, &text) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("faultline bench: {e}");
-            return Ok(Exit::BadInput);
-        }
-    };
-    // Every cell's arguments are checked before anything runs, so a typo in the last
-    // target does not surface an hour in.
-    for cell in &cells {
-        if let Err(e) = test_run::parse_args(&cell.argv) {
-            eprintln!(
-                "faultline bench: {file}: cell {} ({}): {e}",
-                cell.index,
-                cell.label()
-            );
-            return Ok(Exit::BadInput);
-        }
-    }
     if args.dry_run {
-        crate::store::print_listing(cells.iter().map(|c| (c.index, c.label(), c.command())));
+        matrix::print_listing(&cells);
         return Ok(Exit::Valid);
     }
     let dir = crate::store::stamped_dir(&args.store.join("benches").join(&bench.name))?;

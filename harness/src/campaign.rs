@@ -15,6 +15,7 @@ pub mod junit;
 pub mod summary;
 
 use crate::exit::Exit;
+use crate::matrix::{self, Runnable};
 use crate::test_run;
 use anyhow::Context;
 use clap::Args;
@@ -123,32 +124,18 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
     crate::runlog::install();
     crate::runlog::set_quiet(args.quiet);
     let file = args.file.display().to_string();
-    let text = match crate::store::read_text(&args.file, config::MAX_FILE_BYTES) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("faultline campaign: {e}");
-            return Ok(Exit::BadInput);
-        }
+    let loaded = matrix::load(
+        "campaign",
+        &args.file,
+        config::MAX_FILE_BYTES,
+        "run",
+        config::parse,
+    );
+    let Some((text, campaign, runs)) = loaded else {
+        return Ok(Exit::BadInput);
     };
-    let (campaign, runs) = match config::parse(&file, &text) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("faultline campaign: {e}");
-            return Ok(Exit::BadInput);
-        }
-    };
-    for r in &runs {
-        if let Err(e) = test_run::parse_args(&r.argv) {
-            eprintln!(
-                "faultline campaign: {file}: run {} ({}): {e}",
-                r.index,
-                r.label()
-            );
-            return Ok(Exit::BadInput);
-        }
-    }
     if args.dry_run {
-        crate::store::print_listing(runs.iter().map(|r| (r.index, r.label(), r.command())));
+        matrix::print_listing(&runs);
         return Ok(Exit::Valid);
     }
     let dir = crate::store::stamped_dir(&args.store.join("campaigns").join(&campaign.name))?;

@@ -11,6 +11,7 @@ pub mod event_log;
 pub mod exit;
 pub mod generator;
 pub mod lazyfs;
+pub mod matrix;
 pub mod nemesis;
 pub mod partition;
 pub mod plot;

@@ -252,17 +252,6 @@ pub fn list_dir(dir: &Path, kind: EntryKind) -> Vec<String> {
     names
 }
 
-/// A dry run's listing on standard output: index, label, and the command on a line of its
-/// own. Stops quietly when the reader goes away (`| head`).
-pub fn print_listing(items: impl Iterator<Item = (usize, String, String)>) {
-    let mut out = std::io::stdout().lock();
-    for (index, label, command) in items {
-        if writeln!(out, "{index:>4}  {label}\n      {command}").is_err() {
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,15 +177,17 @@ impl Cell {
         parts.push(format!("s{}", self.seed));
         parts.join("-")
     }
+}
 
-    /// The shell command that runs this cell alone.
-    pub fn command(&self) -> String {
-        let mut s = String::from("faultline test");
-        for a in &self.argv {
-            s.push(' ');
-            s.push_str(a);
-        }
-        s
+impl crate::matrix::Runnable for Cell {
+    fn index(&self) -> usize {
+        self.index
+    }
+    fn label(&self) -> String {
+        Cell::label(self)
+    }
+    fn argv(&self) -> &[String] {
+        &self.argv
     }
 }
 
@@ -430,6 +432,7 @@ pub fn nonempty<T>(v: Vec<T>, name: &str) -> Result<Vec<T>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::Runnable;
 
     const FILE: &str = r#"
 name = "modes"

@@ -181,6 +181,7 @@ mod tests {
     use super::super::config::parse;
     use super::super::metrics::Metrics;
     use super::*;
+    use crate::matrix::Runnable;
 
     #[test]
     fn rows_line_up_and_failures_say_how_to_reproduce() {

@@ -126,12 +126,17 @@ impl Run {
         }
         parts.join("-")
     }
+}
 
-    pub fn command(&self) -> String {
-        std::iter::once("faultline test".to_string())
-            .chain(self.argv.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ")
+impl crate::matrix::Runnable for Run {
+    fn index(&self) -> usize {
+        self.index
+    }
+    fn label(&self) -> String {
+        Run::label(self)
+    }
+    fn argv(&self) -> &[String] {
+        &self.argv
     }
 }
 
@@ -263,6 +268,7 @@ fn argv(run: &Run, variant_flags: &[String], s: &Settings) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::Runnable;
 
     const FILE: &str = r#"
 name = "n"

@@ -95,6 +95,7 @@ fn description(a: &Attempt) -> String {
 mod tests {
     use super::super::config::parse;
     use super::*;
+    use crate::matrix::Runnable;
 
     #[test]
     fn failures_name_the_anomaly_and_the_command_and_skips_are_skipped() {
