@@ -141,8 +141,23 @@ fn a_matrix_measures_every_cell_beside_the_floor_and_contention_raises_aborts() 
     let page = std::fs::read_to_string(dir.join("bench.html")).unwrap();
     assert_eq!(
         page.matches("<svg").count(),
-        4,
-        "throughput, aborts, p50, p99"
+        5,
+        "throughput against keys in use, then bars of throughput, aborts, p50, p99"
+    );
+    assert!(page.contains("throughput against keys in use"));
+    // The report is drawn again from what the directory recorded, unchanged.
+    std::fs::remove_file(dir.join("bench.html")).unwrap();
+    let again = faultline(&["bench", "--report", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("bench.html")).unwrap(),
+        page
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("summary.txt")).unwrap(),
+        summary
     );
     for l in &labels {
         assert!(page.contains(l), "{l}");

@@ -36,7 +36,12 @@ const RTT_SAMPLES: usize = 2_000;
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
     /// The bench file (TOML): its workload, axes and targets.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "report")]
+    pub file: Option<PathBuf>,
+    /// Write a finished (or interrupted) bench's report again, from the cells its directory
+    /// recorded (`cells.jsonl`, `floor.json`, `bench.toml`), without running anything.
+    #[arg(long, value_name = "DIR", conflicts_with = "file")]
+    pub report: Option<PathBuf>,
     /// Where the cells' runs and the bench's report are stored.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
@@ -50,7 +55,7 @@ pub struct BenchArgs {
 }
 
 /// One finished cell, as `cells.jsonl` and `bench.json` hold it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct CellResult {
     pub cell: Cell,
     pub label: String,
@@ -68,10 +73,17 @@ pub struct CellResult {
 pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
     crate::runlog::install();
     crate::runlog::set_quiet(args.quiet);
-    let file = args.file.display().to_string();
+    if let Some(dir) = &args.report {
+        return rewrite_report(dir);
+    }
+    let path = args
+        .file
+        .clone()
+        .expect("clap requires FILE without --report");
+    let file = path.display().to_string();
     let loaded = matrix::load(
         "bench",
-        &args.file,
+        &path,
         config::MAX_FILE_BYTES,
         "cell",
         config::parse,
@@ -139,16 +151,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
         }
     }
     bar.finish_and_clear();
-    let summary = report::table(&bench.name, &floor, &results);
+    let summary = write_report(&dir, &bench.name, &file, &machine, &floor, &results)?;
+    print!("{summary}");
+    println!("report: {}", dir.display());
+    Ok(exit)
+}
+
+/// `summary.txt`, `bench.html` and `bench.json` in `dir`; returns the summary.
+fn write_report(
+    dir: &Path,
+    name: &str,
+    file: &str,
+    machine: &floor::Machine,
+    floor: &floor::Floor,
+    results: &[CellResult],
+) -> anyhow::Result<String> {
+    let summary = report::table(name, floor, results);
     std::fs::write(dir.join("summary.txt"), &summary)?;
     std::fs::write(
         dir.join("bench.html"),
-        report::html(&bench.name, &machine, &floor, &results),
+        report::html(name, machine, floor, results),
     )?;
     crate::store::write_json_file(
         &dir.join("bench.json"),
         &serde_json::json!({
-            "name": bench.name,
+            "name": name,
             "file": file,
             "revision": test_run::revision(),
             "machine": machine,
@@ -156,9 +183,56 @@ pub fn run(args: BenchArgs) -> anyhow::Result<Exit> {
             "cells": results,
         }),
     )?;
+    Ok(summary)
+}
+
+/// `faultline bench --report DIR`: the report again from what `dir` recorded.
+fn rewrite_report(dir: &Path) -> anyhow::Result<Exit> {
+    let bad = |what: String| {
+        eprintln!("faultline bench: {}: {what}", dir.display());
+        Ok(Exit::BadInput)
+    };
+    let toml_path = dir.join("bench.toml");
+    let text = match crate::store::read_text(&toml_path, config::MAX_FILE_BYTES) {
+        Ok(t) => t,
+        Err(e) => return bad(format!("not a bench directory ({e})")),
+    };
+    let name = match config::parse(&toml_path.display().to_string(), &text) {
+        Ok((b, _)) => b.name,
+        Err(e) => return bad(e.to_string()),
+    };
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        machine: floor::Machine,
+        floor: floor::Floor,
+    }
+    let recorded: Recorded = match std::fs::read_to_string(dir.join("floor.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => return bad(format!("floor.json: {e}")),
+    };
+    let cells_text = std::fs::read_to_string(dir.join("cells.jsonl")).unwrap_or_default();
+    let mut results = Vec::new();
+    for (i, line) in cells_text.lines().enumerate() {
+        match serde_json::from_str::<CellResult>(line) {
+            Ok(r) => results.push(r),
+            Err(e) => return bad(format!("cells.jsonl line {}: {e}", i + 1)),
+        }
+    }
+    let file = toml_path.display().to_string();
+    let summary = write_report(
+        dir,
+        &name,
+        &file,
+        &recorded.machine,
+        &recorded.floor,
+        &results,
+    )?;
     print!("{summary}");
     println!("report: {}", dir.display());
-    Ok(exit)
+    Ok(Exit::Valid)
 }
 
 /// Runs one cell and measures its history; also says whether Ctrl-C cut it short.

@@ -210,6 +210,92 @@ pub fn timeline(
     Ok(svg)
 }
 
+/// A series of a line chart: its name and its (x, y) points.
+pub type Series = (String, Vec<(f64, f64)>);
+
+/// Most series one line chart draws.
+pub const MAX_SERIES: usize = 12;
+
+/// One line per series, a dot at each point; x on a log scale when its values span two
+/// orders of magnitude or more (keys in use, offered rates).
+pub fn lines(title: &str, series: &[Series], x_desc: &str, y_desc: &str) -> Result<String, Error> {
+    let series = &series[..series.len().min(MAX_SERIES)];
+    let xs = || series.iter().flat_map(|s| s.1.iter().map(|p| p.0));
+    let x_min = xs().fold(f64::INFINITY, f64::min);
+    let x_max = xs().fold(f64::NEG_INFINITY, f64::max);
+    if !(x_min.is_finite() && x_max.is_finite()) {
+        return Err("plot: no points".into());
+    }
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let log_x = x_min > 0.0 && x_max / x_min >= 100.0;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH_PX, 360)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(60);
+        let pad = if x_max > x_min {
+            (x_max - x_min) * 0.05
+        } else {
+            1.0
+        };
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_desc)
+                    .y_desc(y_desc)
+                    .draw()
+                    .map_err(err)?;
+                for (i, (name, points)) in series.iter().enumerate() {
+                    let color = Palette99::pick(i).to_rgba();
+                    chart
+                        .draw_series(LineSeries::new(
+                            points.iter().copied(),
+                            color.stroke_width(2),
+                        ))
+                        .map_err(err)?
+                        .label(name.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(err)?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.4))
+                    .draw()
+                    .map_err(err)?;
+            }};
+        }
+        if log_x {
+            draw!(builder
+                .build_cartesian_2d((x_min / 1.2..x_max * 1.2).log_scale(), 0f64..y_max)
+                .map_err(err)?);
+        } else {
+            draw!(builder
+                .build_cartesian_2d(x_min - pad..x_max + pad, 0f64..y_max)
+                .map_err(err)?);
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
 /// One horizontal bar per row, labelled, for side-by-side figures (a bench's cells).
 pub fn bars(title: &str, rows: &[(String, f64)], x_desc: &str) -> Result<String, Error> {
     let n = rows.len().max(1);
@@ -364,6 +450,28 @@ mod tests {
             svg.matches("<rect").count() >= 3,
             "the background and a bar per row"
         );
+    }
+
+    #[test]
+    fn lines_draw_each_series_with_its_name() {
+        let series = vec![
+            (
+                "certification".to_string(),
+                vec![(1.0, 13_000.0), (3.0, 5_800.0), (5.0, 4_000.0)],
+            ),
+            (
+                "active".to_string(),
+                vec![(1.0, 16_000.0), (3.0, 5_900.0), (5.0, 3_600.0)],
+            ),
+        ];
+        let svg = lines("ok/s against replicas", &series, "replicas", "ok/s").unwrap();
+        assert!(
+            svg.contains("certification") && svg.contains("active") && svg.contains("replicas")
+        );
+        assert!(svg.matches("<polyline").count() >= 2, "{svg}");
+        let keys = vec![("c".to_string(), vec![(2.0, 1.0), (1000.0, 2.0)])];
+        assert!(lines("log", &keys, "keys", "ok/s").is_ok());
+        assert!(lines("empty", &[], "x", "y").is_err());
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn default_repetitions() -> u32 {
 }
 
 /// One run of the matrix.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 pub struct Cell {
     /// Position in the matrix, from 0.
     pub index: usize,
@@ -161,16 +161,26 @@ pub struct Cell {
 impl Cell {
     /// A short name: system, variant and the axes' values.
     pub fn label(&self) -> String {
+        self.label_without(None)
+    }
+
+    /// The label without one axis (`nodes`, `key_count` or `rate`): the name of the
+    /// series of cells that differ only in that axis.
+    pub fn label_without(&self, axis: Option<&str>) -> String {
         let mut parts = vec![self.system.clone()];
         if !self.variant.is_empty() {
             parts.push(self.variant.clone());
         }
-        parts.push(format!("n{}", self.nodes));
-        if let Some(k) = self.key_count {
+        if axis != Some("nodes") {
+            parts.push(format!("n{}", self.nodes));
+        }
+        if let Some(k) = self.key_count.filter(|_| axis != Some("key_count")) {
             parts.push(format!("k{k}"));
         }
         parts.push(format!("c{}", self.concurrency));
-        parts.push(format!("r{}", self.rate));
+        if axis != Some("rate") {
+            parts.push(format!("r{}", self.rate));
+        }
         if self.nemesis != "none" {
             parts.push(self.nemesis.replace(',', "+"));
         }

@@ -17,7 +17,7 @@ pub const RTT_BYTES: usize = 64;
 /// A probe that takes longer than this gives up rather than stall the bench.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Floor {
     /// An appended record and `fdatasync`, in the store's filesystem.
     pub fsync: Quantiles,
@@ -91,7 +91,7 @@ fn rtt(samples: usize) -> std::io::Result<Quantiles> {
 }
 
 /// What the machine is, beside the figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Machine {
     pub cores: usize,
     pub cpu_model: String,

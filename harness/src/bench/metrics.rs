@@ -11,7 +11,7 @@ use checkers::history::{History, OpType};
 use serde::Serialize;
 
 /// Latency quantiles in milliseconds (nearest rank over every sample).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Quantiles {
     pub samples: usize,
     pub mean_ms: f64,
@@ -46,7 +46,7 @@ impl Quantiles {
 }
 
 /// One cell's figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub window_s: f64,
     /// Client operations invoked in the window.

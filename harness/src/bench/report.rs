@@ -125,6 +125,9 @@ pub fn html(name: &str, machine: &Machine, floor: &Floor, results: &[CellResult]
             .collect()
     };
     let mut plots = String::new();
+    for (axis, svg) in curves(results) {
+        let _ = writeln!(plots, "<figure data-axis=\"{axis}\">{svg}</figure>");
+    }
     for (title, x, values) in [
         (
             "throughput",
@@ -176,12 +179,101 @@ pub fn html(name: &str, machine: &Machine, floor: &Floor, results: &[CellResult]
     )
 }
 
+/// For each axis that varies among the cells (nodes, keys in use, offered rate), a line
+/// chart of ok/s against it, one line per combination of everything else: throughput
+/// against the number of replicas per mode, against contention, against load.
+fn curves(results: &[CellResult]) -> Vec<(&'static str, String)> {
+    use std::collections::BTreeMap;
+    type X = fn(&super::config::Cell) -> Option<f64>;
+    let axes: [(&'static str, &str, X); 3] = [
+        ("nodes", "nodes", |c| Some(c.nodes as f64)),
+        ("key_count", "keys in use", |c| {
+            c.key_count.map(|k| k as f64)
+        }),
+        ("rate", "offered ops/s", |c| c.rate.parse::<f64>().ok()),
+    ];
+    let mut out = Vec::new();
+    for (axis, desc, x_of) in axes {
+        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for r in results {
+            let (Some(x), Some(m)) = (x_of(&r.cell), &r.metrics) else {
+                continue;
+            };
+            let name = r.cell.label_without(Some(axis));
+            series.entry(name).or_default().push((x, m.ok_per_s));
+        }
+        let varies = series.values().any(|p| p.iter().any(|q| q.0 != p[0].0));
+        if !varies {
+            continue;
+        }
+        let mut list: Vec<crate::plot::Series> = series
+            .into_iter()
+            .map(|(name, mut p)| {
+                p.sort_by(|a, b| a.0.total_cmp(&b.0));
+                (name, p)
+            })
+            .collect();
+        list.truncate(crate::plot::MAX_SERIES);
+        if let Ok(svg) =
+            crate::plot::lines(&format!("throughput against {desc}"), &list, desc, "ok/s")
+        {
+            out.push((axis, svg));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::config::parse;
     use super::super::metrics::Metrics;
     use super::*;
     use crate::matrix::Runnable;
+
+    #[test]
+    fn an_axis_that_varies_gets_a_curve_per_combination_of_the_others() {
+        let (_, cells) = parse(
+            "b.toml",
+            "name = \"b\"\nworkload = \"list-append\"\n[[target]]\nsystem = \"repdb\"\nreplication = [\"certification\", \"active\"]\nnodes = [1, 3]\n",
+        )
+        .unwrap();
+        let results: Vec<CellResult> = cells
+            .iter()
+            .map(|c| CellResult {
+                cell: c.clone(),
+                label: c.label(),
+                command: c.command(),
+                run: None,
+                verdict: "valid".into(),
+                anomaly_types: Vec::new(),
+                error: None,
+                metrics: Some(Metrics {
+                    window_s: 1.0,
+                    attempted: 10,
+                    ok: 10,
+                    fail: 0,
+                    info: 0,
+                    ok_per_s: 1000.0 / c.nodes as f64,
+                    abort_rate: 0.0,
+                    info_rate: 0.0,
+                    ok_latency: Quantiles::of(vec![1_000_000]),
+                    fail_latency: None,
+                    ok_per_second: vec![10],
+                }),
+            })
+            .collect();
+        let curves = curves(&results);
+        assert_eq!(curves.len(), 1, "only nodes varies");
+        let (axis, svg) = &curves[0];
+        assert_eq!(*axis, "nodes");
+        assert!(svg.contains("throughput against nodes"));
+        for name in [
+            "repdb-certification-c10-rmax-s1",
+            "repdb-active-c10-rmax-s1",
+        ] {
+            assert!(svg.contains(name), "{name}: {svg}");
+        }
+    }
 
     #[test]
     fn rows_line_up_and_failures_say_how_to_reproduce() {
