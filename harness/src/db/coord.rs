@@ -10,8 +10,8 @@
 
 use super::own_node::OwnNode;
 use super::{Cluster, Db, DbError, LogTail, MAX_TAIL_BYTES};
-use crate::control::daemon::{self, sh_quote, Daemon};
-use crate::control::{clock, Cmd, Net, Node};
+use crate::control::daemon::sh_quote;
+use crate::control::{clock, Cmd, Node};
 use coord::server::proto::{ClientMsg, ServerMsg};
 use machine::{wire, NodeId};
 use std::io::{Read, Write};
@@ -140,16 +140,6 @@ impl Db for Coord {
             })
     }
 
-    fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        let cmd = self.command(cluster, node)?;
-        daemon::start(cluster.remote.as_ref(), node, &cmd, &self.daemon())?;
-        Ok(())
-    }
-
-    fn daemon(&self) -> Daemon {
-        self.own.daemon()
-    }
-
     /// Every node that says it leads: a deposed leader may still think so.
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         super::nodes_where(
@@ -158,37 +148,7 @@ impl Db for Coord {
         )
     }
 
-    fn clock_faults(&self) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn disk_faults(&self) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// The newest segment of the transaction log and where its records end.
-    fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
-        txn_log_tail(cluster, node, &self.own)
-    }
-
-    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-        self.own.image_files()
-    }
-
-    fn client_addr(&self, node: &Node) -> SocketAddr {
-        SocketAddr::new(
-            node.ip.parse().expect("node addresses are IPs"),
-            CLIENT_PORT,
-        )
-    }
-
-    fn local_net(
-        &self,
-        cluster: &Cluster,
-        rt: &tokio::runtime::Handle,
-    ) -> Result<Option<Box<dyn Net>>, DbError> {
-        self.own.local_net(cluster, rt)
-    }
+    super::own_node::shared_db_methods!(CLIENT_PORT);
 }
 
 /// The newest segment of the log in [`TXN_LOG_DIR`] (both reference systems keep their

@@ -189,3 +189,65 @@ impl OwnNode {
         Ok(Some(Box::new(net)))
     }
 }
+
+/// The `Db` methods the own-binary systems (coord, twopc, repdb) share word for word, for
+/// a type with an `own: OwnNode` field and a `command(&self, cluster, node)` that builds
+/// its node's command line; `$client_port` is where its nodes serve clients. Each keeps
+/// its own `name`, `preflight`, `setup`, `wait_ready` and `primaries`.
+macro_rules! shared_db_methods {
+    ($client_port:expr) => {
+        fn start(
+            &self,
+            cluster: &$crate::db::Cluster,
+            node: &$crate::control::Node,
+        ) -> Result<(), $crate::db::DbError> {
+            let cmd = self.command(cluster, node)?;
+            $crate::control::daemon::start(cluster.remote.as_ref(), node, &cmd, &self.daemon())?;
+            Ok(())
+        }
+
+        fn daemon(&self) -> $crate::control::daemon::Daemon {
+            self.own.daemon()
+        }
+
+        /// Every node runs under the controllable clock.
+        fn clock_faults(&self) -> Result<(), String> {
+            Ok(())
+        }
+
+        fn disk_faults(&self) -> Result<(), String> {
+            Ok(())
+        }
+
+        /// The newest segment of the node's `txn` log, where it forces its records.
+        fn log_tail(
+            &self,
+            cluster: &$crate::db::Cluster,
+            node: &$crate::control::Node,
+        ) -> Result<$crate::db::LogTail, $crate::db::DbError> {
+            $crate::db::coord::txn_log_tail(cluster, node, &self.own)
+        }
+
+        fn image_files(
+            &self,
+        ) -> Result<Vec<(std::path::PathBuf, std::path::PathBuf)>, $crate::db::DbError> {
+            self.own.image_files()
+        }
+
+        fn client_addr(&self, node: &$crate::control::Node) -> std::net::SocketAddr {
+            std::net::SocketAddr::new(
+                node.ip.parse().expect("node addresses are IPs"),
+                $client_port,
+            )
+        }
+
+        fn local_net(
+            &self,
+            cluster: &$crate::db::Cluster,
+            rt: &tokio::runtime::Handle,
+        ) -> Result<Option<Box<dyn $crate::control::Net>>, $crate::db::DbError> {
+            self.own.local_net(cluster, rt)
+        }
+    };
+}
+pub(crate) use shared_db_methods;

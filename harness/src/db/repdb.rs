@@ -10,14 +10,13 @@
 //! that certify by different rules would diverge for a reason nobody tests.
 
 use super::own_node::OwnNode;
-use super::{Cluster, Db, DbError, LogTail};
-use crate::control::daemon::{self, sh_quote, Daemon};
-use crate::control::{clock, Net, Node};
+use super::{Cluster, Db, DbError};
+use crate::control::daemon::sh_quote;
+use crate::control::{clock, Node};
 use machine::{wire, NodeId};
 use repdb::proto::{Request, Response};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -195,16 +194,6 @@ impl Db for Repdb {
             })
     }
 
-    fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        let cmd = self.command(cluster, node)?;
-        daemon::start(cluster.remote.as_ref(), node, &cmd, &self.daemon())?;
-        Ok(())
-    }
-
-    fn daemon(&self) -> Daemon {
-        self.own.daemon()
-    }
-
     /// Every replica that says it leads: a deposed leader may still think so.
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         super::nodes_where(
@@ -213,37 +202,7 @@ impl Db for Repdb {
         )
     }
 
-    fn clock_faults(&self) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn disk_faults(&self) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// The newest segment of Zab's transaction log.
-    fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
-        super::coord::txn_log_tail(cluster, node, &self.own)
-    }
-
-    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-        self.own.image_files()
-    }
-
-    fn client_addr(&self, node: &Node) -> SocketAddr {
-        SocketAddr::new(
-            node.ip.parse().expect("node addresses are IPs"),
-            CLIENT_PORT,
-        )
-    }
-
-    fn local_net(
-        &self,
-        cluster: &Cluster,
-        rt: &tokio::runtime::Handle,
-    ) -> Result<Option<Box<dyn Net>>, DbError> {
-        self.own.local_net(cluster, rt)
-    }
+    super::own_node::shared_db_methods!(CLIENT_PORT);
 }
 
 #[cfg(test)]

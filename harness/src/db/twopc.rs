@@ -15,9 +15,9 @@
 pub mod restore;
 
 use super::own_node::OwnNode;
-use super::{Backend, Cluster, Db, DbError, LogTail};
-use crate::control::daemon::{self, sh_quote, Daemon};
-use crate::control::{clock, Net, Node};
+use super::{Backend, Cluster, Db, DbError};
+use crate::control::daemon::sh_quote;
+use crate::control::{clock, Node};
 use machine::wire;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -172,16 +172,6 @@ impl Db for TwoPc {
         })
     }
 
-    fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        let cmd = self.command(cluster, node)?;
-        daemon::start(cluster.remote.as_ref(), node, &cmd, &self.daemon())?;
-        Ok(())
-    }
-
-    fn daemon(&self) -> Daemon {
-        self.own.daemon()
-    }
-
     fn log_files(&self) -> Vec<PathBuf> {
         vec![self.daemon().logfile, PathBuf::from(EVENTS_FILE)]
     }
@@ -200,35 +190,5 @@ impl Db for TwoPc {
             .collect()
     }
 
-    fn clock_faults(&self) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn disk_faults(&self) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// The newest segment of the `txn` log, where both roles force their records.
-    fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
-        super::coord::txn_log_tail(cluster, node, &self.own)
-    }
-
-    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-        self.own.image_files()
-    }
-
-    fn client_addr(&self, node: &Node) -> SocketAddr {
-        SocketAddr::new(
-            node.ip.parse().expect("node addresses are IPs"),
-            CLIENT_PORT,
-        )
-    }
-
-    fn local_net(
-        &self,
-        cluster: &Cluster,
-        rt: &tokio::runtime::Handle,
-    ) -> Result<Option<Box<dyn Net>>, DbError> {
-        self.own.local_net(cluster, rt)
-    }
+    super::own_node::shared_db_methods!(CLIENT_PORT);
 }
