@@ -50,7 +50,8 @@ const MAX_CONCURRENCY: u32 = 10_000;
 
 #[derive(Args, Clone, Debug, Serialize)]
 pub struct TestArgs {
-    /// The system under test.
+    /// The system under test: coord, twopc, repdb, etcd, zookeeper, postgres, or a system
+    /// file (TOML).
     #[arg(long)]
     pub system: String,
     /// The workload its clients run.
@@ -112,8 +113,8 @@ pub struct TestArgs {
     /// A client operation still running after this many milliseconds is recorded `info`.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub op_timeout_ms: u64,
-    /// Run a deliberately broken client, to see the checker catch it: stale-cache serves
-    /// reads from a local cache.
+    /// Run a deliberately broken register client, to see the checker catch it: stale-cache
+    /// (etcd) serves reads from a local cache; plain-reads (zookeeper) reads without `sync`.
     #[arg(long, value_name = "BUG")]
     pub client_bug: Option<String>,
     /// Switch on a bug planted in a reference system, to see the checkers catch it
@@ -361,16 +362,23 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     .map_err(BadArgs)?;
     db::repdb::validate_read_phase(&args.system, args.read_phase_ms).map_err(BadArgs)?;
     if let Some(bug) = &args.client_bug {
-        if args.system != "etcd" {
+        let Some((_, system)) = workload::CLIENT_BUGS.iter().find(|(b, _)| b == bug) else {
+            let known: Vec<&str> = workload::CLIENT_BUGS.iter().map(|(b, _)| *b).collect();
             return bad(format!(
-                "--client-bug {bug:?} is a broken etcd client; plant bugs in {} with --bug",
+                "unknown --client-bug {bug:?}: known bugs are {}",
+                known.join(", ")
+            ));
+        };
+        if args.system != *system {
+            return bad(format!(
+                "--client-bug {bug:?} is a broken {system} client; plant bugs in {} with --bug",
                 args.system
             ));
         }
-        if !workload::CLIENT_BUGS.contains(&bug.as_str()) {
+        if args.workload != workloads::register::RegisterWorkload::NAME {
             return bad(format!(
-                "unknown --client-bug {bug:?}: known bugs are {}",
-                workload::CLIENT_BUGS.join(", ")
+                "--client-bug {bug:?} breaks the register workload's client, not {}'s",
+                args.workload
             ));
         }
     }
@@ -495,7 +503,7 @@ fn run_in_dir(
         out.map_err(|e| BadArgs(format!("node {} at {}: {e}", node.name, node.ip)))?;
     }
     db.preflight(&cluster).map_err(|e| BadArgs(e.to_string()))?;
-    write_test_json(args, seed, name, run, &cluster)?;
+    write_test_json(args, seed, name, run, &cluster, db.as_ref())?;
     let net = match backend_net {
         Some(net) => Some(net),
         None => db.local_net(&cluster, rt.handle())?.map(Arc::from),
@@ -831,12 +839,13 @@ fn write_test_json(
     name: &str,
     run: &RunDir,
     cluster: &Cluster,
+    db: &dyn Db,
 ) -> anyhow::Result<()> {
     let version = cluster
         .remote
         .exec(
             &cluster.nodes[0],
-            &crate::control::Cmd::new(format!("{} --version", args.system)),
+            &crate::control::Cmd::new(db.version_command()),
         )
         .ok()
         .filter(|o| o.success())

@@ -19,6 +19,7 @@ use workloads::register::{
 };
 use workloads::repdb::workload::{self as repdb_workload, RepdbWorkload};
 use workloads::twopc::workload::{self as twopc_workload, TwoPcWorkload};
+use workloads::zookeeper::workloads as zk_workloads;
 
 pub mod postgres;
 
@@ -48,6 +49,15 @@ pub fn check_pairing(system: &str, workload: &str) -> Result<(), String> {
     }
     if let Some(verdict) = postgres::pairing(system, workload) {
         return verdict;
+    }
+    if system == "zookeeper" {
+        if zk_workloads::NAMES.contains(&workload) {
+            return Ok(());
+        }
+        return Err(format!(
+            "the {workload} workload does not run on zookeeper; zookeeper runs {}",
+            zk_workloads::NAMES.join(", ")
+        ));
     }
     if system == "repdb" {
         if repdb_workload::NAMES.contains(&workload) {
@@ -79,8 +89,10 @@ pub fn check_pairing(system: &str, workload: &str) -> Result<(), String> {
 
 /// Attempts at each setup operation before the run gives up on it (and tests nothing).
 const MAX_SETUP_ATTEMPTS: u64 = 100;
-/// The deliberately broken clients `--client-bug` knows.
-pub const CLIENT_BUGS: &[&str] = &["stale-cache"];
+/// The deliberately broken clients `--client-bug` knows, and the system whose clients they
+/// are: etcd's caches reads; ZooKeeper's reads without `sync` first (plain reads, which
+/// ZooKeeper allows to be stale).
+pub const CLIENT_BUGS: &[(&str, &str)] = &[("stale-cache", "etcd"), ("plain-reads", "zookeeper")];
 
 /// Attempts at each final read before giving up on it (the check then sees only failures).
 const MAX_FINAL_READ_ATTEMPTS: u64 = 100;
@@ -146,6 +158,8 @@ pub enum Target {
     TwoPc,
     Postgres,
     Repdb,
+    /// Apache ZooKeeper, through Faultline's ZooKeeper client.
+    Zookeeper,
     /// A system described by a file: JSON lines over TCP.
     Custom,
 }
@@ -158,6 +172,7 @@ impl Target {
             "twopc" => Ok(Target::TwoPc),
             "postgres" => Ok(Target::Postgres),
             "repdb" => Ok(Target::Repdb),
+            "zookeeper" => Ok(Target::Zookeeper),
             other if crate::db::custom::is_system_file(other) => Ok(Target::Custom),
             other => anyhow::bail!("no clients for system {other:?}"),
         }
@@ -171,6 +186,7 @@ impl Target {
             Target::TwoPc => "twopc",
             Target::Postgres => "postgres",
             Target::Repdb => "repdb",
+            Target::Zookeeper => "zookeeper",
             Target::Custom => "custom",
         }
     }
@@ -189,6 +205,8 @@ pub struct Workload {
     register: RegisterWorkload,
     ops: Arc<Mutex<RegisterOps>>,
     stale_cache: bool,
+    /// ZooKeeper's register reads without `sync` (`--client-bug plain-reads`).
+    plain_reads: bool,
     target: Target,
     /// Clients give up on an operation a little before the runner records it `info`.
     client_timeout_ms: u64,
@@ -217,7 +235,8 @@ impl Workload {
                 let w = coord_workload::by_name(other)
                     .ok_or_else(|| anyhow::anyhow!("unknown workload {other:?}"))?;
                 anyhow::ensure!(
-                    target == Target::Coord,
+                    target == Target::Coord
+                        || (target == Target::Zookeeper && zk_workloads::NAMES.contains(&other)),
                     "the {other} workload runs on coord only"
                 );
                 Some(w)
@@ -235,6 +254,7 @@ impl Workload {
             register,
             ops: Arc::new(Mutex::new(ops)),
             stale_cache: client_bug == Some("stale-cache"),
+            plain_reads: client_bug == Some("plain-reads"),
             target,
             client_timeout_ms: op_timeout_ms.saturating_sub(op_timeout_ms / 10).max(1),
         })
@@ -348,13 +368,28 @@ impl Workload {
                 op_timeout_ms: self.client_timeout_ms,
             }));
         }
-        if let Some(workload) = &self.coord {
+        if let Some(workload) = self.coord.as_ref().filter(|_| self.target == Target::Coord) {
             return AnyClient::Dyn(workload.client(ClientContext {
                 node: addr,
                 nodes: nodes.to_vec(),
                 worker: w,
                 op_timeout_ms: self.client_timeout_ms,
             }));
+        }
+        if self.target == Target::Zookeeper {
+            let name = self
+                .coord
+                .as_ref()
+                .map_or(RegisterWorkload::NAME, |w| w.name());
+            let ctx = ClientContext {
+                node: addr,
+                nodes: nodes.to_vec(),
+                worker: w,
+                op_timeout_ms: self.client_timeout_ms,
+            };
+            let client = zk_workloads::client(name, ctx, !self.plain_reads)
+                .expect("check_pairing admitted only workloads with a ZooKeeper client");
+            return AnyClient::Dyn(client);
         }
         if self.target == Target::Coord {
             return AnyClient::Coord(CoordRegisterClient::new(addr, self.client_timeout_ms));

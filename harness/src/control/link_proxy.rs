@@ -16,8 +16,39 @@ use tokio::task::JoinHandle;
 
 /// Bytes moved per read; a chunk is the unit a delay applies to.
 const CHUNK_BYTES: usize = 64 * 1024;
+/// Between attempts to reach a target that refused, within a link's connect patience.
+const CONNECT_RETRY: Duration = Duration::from_millis(25);
 /// Most connections held open through one link at once; more are refused.
 const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a new connection may take to send the head a [`HeadRewrite`] waits for.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most bytes of a head a [`HeadRewrite`] may ask for.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Rewrites the first message of every connection through a link, for peer protocols that
+/// announce an address of their own which the other side then dials directly, around the
+/// proxy (ZooKeeper's leader election): the rewrite announces the proxy of the reverse link
+/// instead, so that the connection dialled back is cut with the rest.
+pub trait HeadRewrite: Send + Sync + 'static {
+    /// The head's length in bytes once its first `bytes` tell it; None: not known yet.
+    fn head_len(&self, bytes: &[u8]) -> Option<usize>;
+    /// The bytes to send in place of `head` (exactly `head_len` bytes).
+    fn rewrite(&self, head: &[u8]) -> Vec<u8>;
+}
+
+/// What a link does to each connection besides forwarding it.
+#[derive(Clone, Default)]
+pub struct LinkOptions {
+    /// Rewrites each connection's first message.
+    pub rewrite: Option<Arc<dyn HeadRewrite>>,
+    /// How long to keep dialling a target that refuses before closing the connection. A
+    /// proxy has accepted the connection before it knows whether the target listens, so a
+    /// refusal reaches the sender as a connection that opened and closed, which some
+    /// senders treat worse than a refusal (a ZooKeeper follower gives up on its new
+    /// leader, whose port opens a moment after the election). Zero: close at once.
+    pub connect_patience: Duration,
+}
 
 /// Controls one link's proxy. Dropping it stops the proxy and every connection through it.
 pub struct LinkProxy {
@@ -41,6 +72,10 @@ impl Shared {
         for c in conns.drain(..) {
             c.abort();
         }
+    }
+
+    pub(super) fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
     }
 
     pub(super) fn heal(&self) {
@@ -74,9 +109,18 @@ impl LinkProxy {
         listener: TcpListener,
         target: std::net::SocketAddr,
     ) -> std::io::Result<LinkProxy> {
+        LinkProxy::start_with(listener, target, LinkOptions::default())
+    }
+
+    /// [`LinkProxy::start`], treating each connection as `options` say.
+    pub fn start_with(
+        listener: TcpListener,
+        target: std::net::SocketAddr,
+        options: LinkOptions,
+    ) -> std::io::Result<LinkProxy> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
-        let accept = tokio::spawn(accept_loop(listener, target, shared.clone()));
+        let accept = tokio::spawn(accept_loop(listener, target, shared.clone(), options));
         Ok(LinkProxy {
             addr,
             shared,
@@ -115,13 +159,58 @@ impl Drop for LinkProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: std::net::SocketAddr, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    options: LinkOptions,
+) {
+    let patience = options.connect_patience;
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             continue;
         };
         let link = shared.clone();
-        shared.admit(|| tokio::spawn(forward(inbound, Vec::new(), target, link)));
+        match options.rewrite.clone() {
+            None => {
+                shared.admit(|| tokio::spawn(forward(inbound, Vec::new(), target, link, patience)));
+            }
+            Some(rewrite) => {
+                shared.admit(|| {
+                    tokio::spawn(async move {
+                        // A head that never comes, or is malformed, ends the connection: it
+                        // could otherwise carry an address around the proxy.
+                        if let Some((inbound, head)) = read_head(inbound, rewrite.as_ref()).await {
+                            let head = rewrite.rewrite(&head);
+                            forward(inbound, head, target, link, patience).await;
+                        }
+                    })
+                });
+            }
+        }
+    }
+}
+
+/// Reads exactly the head `rewrite` asks for, within [`HEAD_TIMEOUT`].
+async fn read_head(
+    mut inbound: TcpStream,
+    rewrite: &dyn HeadRewrite,
+) -> Option<(TcpStream, Vec<u8>)> {
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    let mut head = Vec::with_capacity(64);
+    let mut byte = [0u8; 1];
+    loop {
+        match rewrite.head_len(&head) {
+            Some(n) if n > MAX_HEAD_BYTES => return None,
+            Some(n) if head.len() >= n => return Some((inbound, head)),
+            _ if head.len() >= MAX_HEAD_BYTES => return None,
+            // One byte at a time: nothing past the head may be consumed here, and heads
+            // are a few dozen bytes.
+            _ => match tokio::time::timeout_at(deadline, inbound.read(&mut byte)).await {
+                Ok(Ok(1)) => head.push(byte[0]),
+                _ => return None,
+            },
+        }
     }
 }
 
@@ -133,9 +222,17 @@ pub(super) async fn forward(
     prefix: Vec<u8>,
     target: std::net::SocketAddr,
     shared: Arc<Shared>,
+    patience: Duration,
 ) {
-    let Ok(mut outbound) = TcpStream::connect(target).await else {
-        return;
+    let given_up = tokio::time::Instant::now() + patience;
+    let mut outbound = loop {
+        match TcpStream::connect(target).await {
+            Ok(s) => break s,
+            Err(_) if tokio::time::Instant::now() < given_up && !shared.is_cut() => {
+                tokio::time::sleep(CONNECT_RETRY).await;
+            }
+            Err(_) => return,
+        }
     };
     if !prefix.is_empty() && outbound.write_all(&prefix).await.is_err() {
         return;
@@ -224,6 +321,76 @@ mod tests {
         LinkProxy::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), target).unwrap()
     }
 
+    /// Swaps a 4-byte head for another; refuses heads that do not start with `A`.
+    struct Swap;
+
+    impl HeadRewrite for Swap {
+        fn head_len(&self, bytes: &[u8]) -> Option<usize> {
+            match bytes.first() {
+                Some(b'A') => Some(4),
+                Some(_) => Some(usize::MAX),
+                None => None,
+            }
+        }
+
+        fn rewrite(&self, _head: &[u8]) -> Vec<u8> {
+            b"WXYZ".to_vec()
+        }
+    }
+
+    #[test]
+    fn a_rewritten_head_is_all_that_changes_and_a_bad_head_ends_the_connection() {
+        rt().block_on(async {
+            let options = LinkOptions {
+                rewrite: Some(Arc::new(Swap)),
+                connect_patience: Duration::ZERO,
+            };
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let proxy = LinkProxy::start_with(listener, echo_server().await, options).unwrap();
+            let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+            assert_eq!(
+                round_trip(&mut s, b"ABCDhello").await.as_deref(),
+                Some(&b"WXYZhello"[..])
+            );
+            assert_eq!(
+                round_trip(&mut s, b"ABCD").await.as_deref(),
+                Some(&b"ABCD"[..]),
+                "only the first message is rewritten"
+            );
+            let mut bad = TcpStream::connect(proxy.addr()).await.unwrap();
+            assert_eq!(round_trip(&mut bad, b"Zzzzz").await, None);
+        });
+    }
+
+    #[test]
+    fn patience_waits_for_a_target_that_starts_listening_late() {
+        rt().block_on(async {
+            // A port that refuses now and listens 200 ms later.
+            let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let target = unused.local_addr().unwrap();
+            drop(unused);
+            let options = LinkOptions {
+                rewrite: None,
+                connect_patience: Duration::from_secs(3),
+            };
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let proxy = LinkProxy::start_with(listener, target, options).unwrap();
+            let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let late = TcpListener::bind(target).await.unwrap();
+            tokio::spawn(async move {
+                let (mut c, _) = late.accept().await.unwrap();
+                let mut buf = [0u8; 5];
+                c.read_exact(&mut buf).await.unwrap();
+                c.write_all(&buf).await.unwrap();
+            });
+            assert_eq!(
+                round_trip(&mut s, b"hello").await.as_deref(),
+                Some(&b"hello"[..])
+            );
+        });
+    }
+
     #[test]
     fn forwards_cuts_and_heals() {
         rt().block_on(async {
@@ -303,15 +470,33 @@ impl LocalNet {
         nodes: &[(String, std::net::SocketAddr)],
         bind_ip: &str,
     ) -> std::io::Result<LocalNet> {
-        let mut links = std::collections::BTreeMap::new();
+        LocalNet::start_with(nodes, bind_ip, |_, _, _| LinkOptions::default()).await
+    }
+
+    /// [`LocalNet::start`], link `from → to` treating its connections as
+    /// `options(from, to, addrs)` says, where `addrs(a, b)` is where link `a → b` listens.
+    pub async fn start_with(
+        nodes: &[(String, std::net::SocketAddr)],
+        bind_ip: &str,
+        options: impl Fn(&str, &str, &dyn Fn(&str, &str) -> std::net::SocketAddr) -> LinkOptions,
+    ) -> std::io::Result<LocalNet> {
+        let mut listeners = std::collections::BTreeMap::new();
         for (from, _) in nodes {
             for (to, target) in nodes.iter().filter(|(to, _)| to != from) {
                 let listener = TcpListener::bind((bind_ip, 0)).await?;
-                links.insert(
-                    (from.clone(), to.clone()),
-                    LinkProxy::start(listener, *target)?,
-                );
+                listeners.insert((from.clone(), to.clone()), (listener, *target));
             }
+        }
+        let mut addrs = std::collections::BTreeMap::new();
+        for (pair, (listener, _)) in &listeners {
+            addrs.insert(pair.clone(), listener.local_addr()?);
+        }
+        let addr_of = |a: &str, b: &str| addrs[&(a.to_string(), b.to_string())];
+        let mut links = std::collections::BTreeMap::new();
+        for ((from, to), (listener, target)) in listeners {
+            let link = options(&from, &to, &addr_of);
+            let proxy = LinkProxy::start_with(listener, target, link)?;
+            links.insert((from, to), proxy);
         }
         Ok(LocalNet { links })
     }

@@ -96,7 +96,8 @@ async fn accept_loop(
                 None => anonymous,
             };
             let shared = link.clone();
-            link.admit(|| tokio::spawn(forward(inbound, head, target, shared)));
+            let patience = Duration::ZERO;
+            link.admit(|| tokio::spawn(forward(inbound, head, target, shared, patience)));
         });
     }
 }

@@ -13,6 +13,7 @@ pub mod own_node;
 pub mod postgres;
 pub mod repdb;
 pub mod twopc;
+pub mod zookeeper;
 
 use crate::control::daemon::{self, sh_quote, Daemon, State};
 use crate::control::lazy_disk::{self, LazyDisk};
@@ -99,6 +100,11 @@ pub trait Db: Send + Sync {
 
     /// Starts the system again on `node` after a kill, with its data as the kill left it.
     fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError>;
+
+    /// A command whose first line of output names the installed version, for `test.json`.
+    fn version_command(&self) -> String {
+        format!("{} --version", self.name())
+    }
 
     /// The daemon that `kill`, `pause` and `resume` signal.
     fn daemon(&self) -> Daemon;
@@ -378,6 +384,7 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
             options.seed,
         ))),
         "postgres" => Some(Arc::new(postgres::Postgres)),
+        "zookeeper" => Some(Arc::new(zookeeper::ZooKeeper::default())),
         "repdb" => {
             let mut db = repdb::Repdb::new(
                 options.replication.as_deref(),
@@ -392,7 +399,7 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
     }
 }
 
-pub const SYSTEMS: &[&str] = &["coord", "etcd", "twopc", "postgres", "repdb"];
+pub const SYSTEMS: &[&str] = &["coord", "etcd", "twopc", "postgres", "repdb", "zookeeper"];
 
 /// The planted bugs a system accepts (`--bug`), if it has any.
 pub fn bug_names(system: &str) -> &'static [&'static str] {

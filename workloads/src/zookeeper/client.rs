@@ -153,6 +153,13 @@ impl Client {
         }
     }
 
+    /// Whether the session is over for good (expired, or this client closed): what a
+    /// client knows without asking a server. A session that expired while its client was
+    /// cut off shows as over only once a server has said so.
+    pub fn is_ended(&self) -> bool {
+        matches!(&*self.inner.link.borrow(), Link::Ended(_))
+    }
+
     /// The newest zxid any reply carried.
     pub fn last_zxid(&self) -> i64 {
         self.inner.shared.last_zxid.load(Ordering::Relaxed)

@@ -174,6 +174,23 @@ impl Error {
             Error::ConnectionLoss { .. } | Error::Timeout { .. } | Error::Protocol { .. } => false,
         }
     }
+
+    /// Whether repeating the request may succeed: the connection broke or the server was
+    /// slow or throttling, and the session may well still be alive.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code(),
+            ErrorCode::ConnectionLoss
+                | ErrorCode::OperationTimeout
+                | ErrorCode::RequestTimeout
+                | ErrorCode::Throttled
+        )
+    }
+
+    /// Whether the session is gone for good (expired or closed): only a new one helps.
+    pub fn is_terminal(&self) -> bool {
+        self.code() == ErrorCode::SessionExpired
+    }
 }
 
 #[cfg(test)]
@@ -190,5 +207,27 @@ mod tests {
         assert_eq!(ErrorCode::from_code(-999), Some(ErrorCode::Unknown(-999)));
         assert_eq!(ErrorCode::Unknown(-999).code(), -999);
         assert_eq!(ErrorCode::NoNode.to_string(), "NoNode (-101)");
+    }
+
+    #[test]
+    fn lost_connections_are_transient_and_expiry_is_terminal() {
+        let lost = Error::ConnectionLoss {
+            server: "s".into(),
+            why: "reset".into(),
+        };
+        assert!(lost.is_transient() && !lost.is_terminal() && !lost.is_definite());
+        let expired = Error::SessionExpired {
+            server: "s".into(),
+            session: 7,
+        };
+        assert!(expired.is_terminal() && !expired.is_transient() && expired.is_definite());
+        assert!(Error::Closed.is_terminal());
+        let refused = Error::Keeper {
+            code: ErrorCode::NodeExists,
+            server: "s".into(),
+            op: "create",
+            path: "/a".into(),
+        };
+        assert!(!refused.is_transient() && !refused.is_terminal());
     }
 }

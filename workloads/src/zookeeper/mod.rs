@@ -13,6 +13,7 @@ pub mod error;
 pub mod jute;
 pub mod proto;
 pub mod watches;
+pub mod workloads;
 
 pub use client::{Client, Config};
 pub use error::{Error, ErrorCode};

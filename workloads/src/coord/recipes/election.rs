@@ -17,8 +17,8 @@ use coord::api::{child_path, ErrorCode, Zxid};
 use std::time::Duration;
 use tokio::time::Instant;
 
-const CANDIDATE_PREFIX: &str = "n-";
-const CANDIDATE_PREFIXES: &[&str] = &[CANDIDATE_PREFIX];
+pub(crate) const CANDIDATE_PREFIX: &str = "n-";
+pub(crate) const CANDIDATE_PREFIXES: &[&str] = &[CANDIDATE_PREFIX];
 
 /// An election held in a directory.
 #[derive(Clone, Debug)]

@@ -28,7 +28,7 @@ use serde_json::json;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const ELECTION_DIR: &str = "/faultline/election";
+pub(crate) const ELECTION_DIR: &str = "/faultline/election";
 /// Short, so that a pause of a candidate's server expires its session (see `lock`).
 pub const SESSION_TIMEOUT_MS: u64 = 1_000;
 /// One request's wait: a fraction of the operation's budget, so recipes can retry.

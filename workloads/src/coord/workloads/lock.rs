@@ -49,11 +49,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The lock's directory.
-const LOCK_DIR: &str = "/faultline/lock/holders";
+pub(crate) const LOCK_DIR: &str = "/faultline/lock/holders";
 /// The fenced store's highest accepted token, as decimal text.
-const HEAD: &str = "/faultline/lock/resource";
+pub(crate) const HEAD: &str = "/faultline/lock/resource";
 /// The store's log of accepted writes.
-const LOG_DIR: &str = "/faultline/lock/resource/log";
+pub(crate) const LOG_DIR: &str = "/faultline/lock/resource/log";
 
 /// The lock session's lease: short, so that a pause of the holder's server (the
 /// nemesis's `pause`, 0.5–1.5 times its interval) outlasts it and the lock moves on.
@@ -62,7 +62,7 @@ pub const LOCK_SESSION_TIMEOUT_MS: u64 = 1_000;
 /// still applied when it wakes, as a delayed packet to a real store would be.
 pub const STORE_SESSION_TIMEOUT_MS: u64 = 30_000;
 /// One request's wait: a fraction of the operation's budget, so recipes can retry.
-const REQUEST_SHARE: u64 = 4;
+pub(crate) const REQUEST_SHARE: u64 = 4;
 
 /// The lock workload, fenced or not.
 pub struct LockWorkload {
@@ -269,7 +269,7 @@ impl From<CoordError> for WriteError {
 }
 
 /// The log entry's name prefix: the sequence number the server appends is its place.
-fn entry_prefix(token: Zxid, id: &str) -> String {
+pub(crate) fn entry_prefix(token: Zxid, id: &str) -> String {
     format!("{LOG_DIR}/w-{token:016x}-{id}-")
 }
 
@@ -359,7 +359,7 @@ async fn fenced_write(
     }
 }
 
-fn parse_token(data: &[u8]) -> Zxid {
+pub(crate) fn parse_token(data: &[u8]) -> Zxid {
     std::str::from_utf8(data)
         .ok()
         .and_then(|t| t.parse().ok())
@@ -376,7 +376,7 @@ fn created_sequence(results: &[OpResult]) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-fn sequence_of(path: &str) -> u64 {
+pub(crate) fn sequence_of(path: &str) -> u64 {
     protected::sequence(coord::api::node_name(path)).unwrap_or(u64::MAX)
 }
 
@@ -395,7 +395,7 @@ async fn read_log(store: &CoordClient) -> Result<Vec<Value>, CoordError> {
 }
 
 /// `w-<token hex>-<id>-<seq>` → `(seq, token, id)`.
-fn parse_entry(name: &str) -> Option<(u64, Zxid, String)> {
+pub(crate) fn parse_entry(name: &str) -> Option<(u64, Zxid, String)> {
     let mut parts = name.strip_prefix("w-")?.splitn(3, '-');
     let token = Zxid::from_str_radix(parts.next()?, 16).ok()?;
     let id = parts.next()?.to_string();

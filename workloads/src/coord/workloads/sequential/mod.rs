@@ -7,7 +7,7 @@
 //!   so the final listing resolves `info` creates and exposes failed ones that took effect.
 //! - `list` `{parent}` (final) → `{parent, children}`: sync + the parent's children.
 
-mod check;
+pub(crate) mod check;
 
 use super::membership::session::{write_failed, Session};
 use crate::client::{BoxClient, Client, Outcome};
@@ -77,7 +77,7 @@ impl Client for SeqClient {
     }
 }
 
-fn valid_parent(p: &str) -> bool {
+pub(crate) fn valid_parent(p: &str) -> bool {
     p.strip_prefix('p')
         .and_then(|n| n.parse::<u64>().ok())
         .is_some_and(|n| n < PARENTS)

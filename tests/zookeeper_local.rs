@@ -1,0 +1,308 @@
+//! End to end on real Apache ZooKeeper 3.8 (Debian's `zookeeper`): `faultline test --system
+//! zookeeper` deploys a 3-server ensemble of JVMs, drives the coordination workloads through
+//! Faultline's ZooKeeper client under faults, and checks what ZooKeeper is known to do:
+//! writes and synced reads are linearizable under partitions, kills, pauses and slow links;
+//! plain reads (no `sync`) are stale once peer links are slow; the lock recipe's fenced
+//! writes hold.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Fails, naming the packages, unless ZooKeeper's jar and a JVM are here.
+fn require_zookeeper() {
+    require_tool("java", "default-jre-headless");
+    for (file, package) in [
+        ("/usr/share/java/zookeeper.jar", "zookeeper"),
+        ("/usr/share/java/slf4j-simple.jar", "libslf4j-java"),
+    ] {
+        assert!(
+            Path::new(file).is_file(),
+            "{file} is missing: install Debian's {package} (apt-get install {package})"
+        );
+    }
+}
+
+/// Runs `faultline test --system zookeeper` with `args` after the common ones; returns
+/// the exit code, stdout and the run's directory.
+fn zk_test(name: &str, args: &[&str]) -> (Option<i32>, String, PathBuf) {
+    require_zookeeper();
+    let store = store(name);
+    let mut all = vec![
+        "test",
+        "--system",
+        "zookeeper",
+        "--nodes",
+        "3",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let out = faultline(&all).output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let shown = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    let run = run_dir(&store);
+    assert_no_processes_under(&run.join("work"));
+    (out.status.code(), shown, run)
+}
+
+fn server_logs(run: &Path) -> Vec<String> {
+    (1..=3)
+        .map(|n| {
+            std::fs::read_to_string(run.join(format!("nodes/n{n}/zookeeper.log")))
+                .unwrap_or_else(|e| panic!("n{n}'s ZooKeeper log was collected: {e}"))
+        })
+        .collect()
+}
+
+fn completions<'a>(ops: &'a [Value], f: &str, kind: &str) -> Vec<&'a Value> {
+    ops.iter()
+        .filter(|op| op["process"].is_u64() && op["f"] == f && op["type"] == kind)
+        .collect()
+}
+
+#[test]
+fn zookeeper_register_with_sync_is_linearizable_under_partitions_kills_and_pauses() {
+    let (code, shown, run) = zk_test(
+        "zk-register",
+        &[
+            "--workload",
+            "register",
+            "--time-limit",
+            "20",
+            "--nemesis",
+            "partition,kill,pause,packet",
+            "--nemesis-interval",
+            "3",
+            "--concurrency",
+            "6",
+            "--rate",
+            "60",
+            "--seed",
+            "11",
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains(": valid"), "{shown}");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let test = json(&run.join("test.json"));
+    assert!(
+        test["system_version"]
+            .as_str()
+            .is_some_and(|v| v.contains("version 3.8")),
+        "the ensemble is ZooKeeper 3.8: {test}"
+    );
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    for f in [
+        "start-partition",
+        "start-kill",
+        "start-pause",
+        "start-packet",
+        "stop-all",
+    ] {
+        assert!(fs.iter().any(|x| x == f), "{f} happened: {fs:?}");
+    }
+    for f in ["read", "write", "cas"] {
+        let ok = completions(&ops, f, "ok").len();
+        assert!(ok >= 20, "{ok} {f}s completed ok:\n{shown}");
+    }
+    let logs = server_logs(&run);
+    assert!(
+        logs.iter().any(|l| l.contains("LEADING")),
+        "a server led: the ensemble formed"
+    );
+    // Kills and partitions make servers elect again: more than the first election shows.
+    let elections: usize = logs.iter().map(|l| l.matches("LOOKING").count()).sum();
+    assert!(elections > 3, "faults forced new elections: {elections}");
+
+    let again = faultline(&["analyze", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+}
+
+#[test]
+fn zookeeper_plain_reads_without_sync_are_caught_stale() {
+    let (code, shown, run) = zk_test(
+        "zk-plain",
+        &[
+            "--workload",
+            "register",
+            "--client-bug",
+            "plain-reads",
+            "--time-limit",
+            "16",
+            // Delayed peer links make followers trail the leader by the delay, and a plain
+            // read on a follower then misses writes the leader already acknowledged.
+            "--nemesis",
+            "packet",
+            "--nemesis-interval",
+            "2",
+            "--concurrency",
+            "9",
+            "--rate",
+            "150",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(1), "plain reads are stale:\n{shown}");
+    let fs = nemesis_fs(&history(&run));
+    assert!(fs.iter().any(|f| f == "start-packet"), "{fs:?}");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], false, "{results}");
+    let explanation = results["linearizable"]["explanation"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        explanation.contains("read"),
+        "the explanation names the stale read: {explanation}"
+    );
+}
+
+#[test]
+fn zookeeper_fenced_lock_holds_under_pauses_and_partitions() {
+    let (code, shown, run) = zk_test(
+        "zk-lock",
+        &[
+            "--workload",
+            "lock",
+            "--time-limit",
+            "20",
+            "--nemesis",
+            "pause,partition",
+            "--nemesis-interval",
+            "2",
+            "--concurrency",
+            "5",
+            "--rate",
+            "30",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let ops = history(&run);
+    assert!(completions(&ops, "acquire", "ok").len() >= 5, "{shown}");
+    assert!(completions(&ops, "write", "ok").len() >= 5, "{shown}");
+    let read = completions(&ops, "read", "ok");
+    let log = read.last().map(|op| op["value"]["log"].clone());
+    assert!(
+        log.as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty()),
+        "the final read lists the accepted writes: {log:?}"
+    );
+}
+
+#[test]
+fn zookeeper_sequence_numbers_are_unique_and_ordered_under_kills() {
+    let (code, shown, run) = zk_test(
+        "zk-seq",
+        &[
+            "--workload",
+            "sequential",
+            "--time-limit",
+            "15",
+            "--nemesis",
+            "kill,partition",
+            "--nemesis-interval",
+            "3",
+            "--concurrency",
+            "6",
+            "--rate",
+            "60",
+            "--seed",
+            "4",
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(json(&run.join("results.json"))["valid"], true);
+    let ops = history(&run);
+    assert!(completions(&ops, "create", "ok").len() >= 50, "{shown}");
+    let listed: std::collections::BTreeSet<String> = completions(&ops, "list", "ok")
+        .iter()
+        .map(|op| op["value"]["parent"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        3,
+        "every parent was listed after healing: {listed:?}"
+    );
+}
+
+#[test]
+fn zookeeper_refuses_what_it_cannot_run_with_a_clear_error() {
+    require_zookeeper();
+    let store = store("zk-refuse");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--nodes", "4"], "runs 3 or 5 servers, not 4"),
+        (&["--workload", "bank"], "zookeeper runs"),
+        (&["--client-bug", "stale-cache"], "broken etcd client"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec![
+            "test",
+            "--system",
+            "zookeeper",
+            "--time-limit",
+            "1",
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--workload") {
+            args.extend_from_slice(&["--workload", "register"]);
+        }
+        let out = faultline(&args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
+
+/// On network namespaces partitions are iptables rules that cut every link, election
+/// channels included (the local backend's proxies miss election channels that ZooKeeper
+/// dials back directly).
+#[test]
+fn zookeeper_on_network_namespaces_under_iptables_partitions_checks_valid() {
+    require_root("network namespaces and iptables");
+    let (code, shown, run) = zk_test(
+        "zk-netns",
+        &[
+            "--backend",
+            "netns",
+            "--workload",
+            "register",
+            "--time-limit",
+            "15",
+            "--nemesis",
+            "partition,kill",
+            "--nemesis-interval",
+            "3",
+            "--concurrency",
+            "6",
+            "--rate",
+            "60",
+            "--seed",
+            "8",
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(json(&run.join("results.json"))["valid"], true);
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    assert!(fs.iter().any(|f| f == "start-partition"), "{fs:?}");
+    assert!(clients_ok(&ops) > 100, "{shown}");
+    let logs = server_logs(&run);
+    assert!(
+        logs.iter().any(|l| l.contains("LEADING")),
+        "an ensemble formed"
+    );
+}
