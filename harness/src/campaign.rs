@@ -359,6 +359,12 @@ mod tests {
                 );
             }
         }
+        for real in ["etcd", "zookeeper"] {
+            assert!(
+                runs.iter().any(|r| r.system == real && r.nemesis.contains("partition")),
+                "the real system {real} is partitioned nightly too"
+            );
+        }
         let modes: std::collections::BTreeSet<&str> = runs
             .iter()
             .filter(|r| r.system == "repdb")
