@@ -718,3 +718,47 @@ fn coord_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
     }
     hosts.assert_torn_down();
 }
+
+/// Apache ZooKeeper over SSH: a JVM per host started through the hosts' sshd, partitioned
+/// with iptables in their namespaces.
+#[test]
+fn zookeeper_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
+    require_tool("java", "default-jre-headless");
+    let hosts = SshHosts::start("zookeeper");
+    hosts.trust();
+    let store = hosts.store();
+    let ips: Vec<&str> = hosts.ips.iter().map(String::as_str).collect();
+    let seed = SEED.to_string();
+    let out = hosts
+        .faultline_system("zookeeper", &ips, &store, &faults(&seed))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\n{}",
+        hosts.sshd_logs()
+    );
+    let run = run_dir(&store);
+    let test = json(&run.join("test.json"));
+    assert_eq!(test["args"]["backend"], "ssh", "{test}");
+    assert_eq!(json(&run.join("results.json"))["valid"], true);
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    for f in ["start-partition", "start-kill", "start-pause"] {
+        assert!(fs.iter().any(|x| x == f), "{f} happened: {fs:?}");
+    }
+    let clients_ok = clients_ok(&ops);
+    assert!(clients_ok > 50, "clients made progress: {clients_ok} ok");
+    for n in 1..=3 {
+        let log = std::fs::read_to_string(run.join(format!("nodes/n{n}/zookeeper.log")))
+            .unwrap_or_else(|e| panic!("nodes/n{n}/zookeeper.log collected: {e}"));
+        assert!(
+            log.contains("QuorumPeerMain") || log.contains("QuorumPeer"),
+            "n{n} ran a ZooKeeper server: {}",
+            &log[..log.len().min(2000)]
+        );
+    }
+    hosts.assert_torn_down();
+}
