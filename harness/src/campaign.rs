@@ -361,7 +361,8 @@ mod tests {
         }
         for real in ["etcd", "zookeeper"] {
             assert!(
-                runs.iter().any(|r| r.system == real && r.nemesis.contains("partition")),
+                runs.iter()
+                    .any(|r| r.system == real && r.nemesis.contains("partition")),
                 "the real system {real} is partitioned nightly too"
             );
         }
