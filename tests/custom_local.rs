@@ -1,12 +1,16 @@
 //! End to end on a system Faultline does not know: the example register in
 //! `examples/pyregister/` (Python, the generic JSON-lines client protocol), described by its
-//! system file alone. It stays linearizable under kills, pauses and lost unsynced writes; its
-//! planted stale reads are caught; bad system files and pairings are refused by name.
+//! system file alone. It stays linearizable under kills, pauses and lost unsynced writes,
+//! whether it speaks the protocol over TCP or its own text protocol through a client process
+//! per worker (`stdio.toml`); its planted stale reads are caught; a client process that
+//! answers garbage gives `info` ops that say so; bad system files and pairings are refused
+//! by name.
 
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 fn example(file: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -77,6 +81,126 @@ fn the_example_register_is_linearizable_under_kills_and_pauses() {
     // What the server printed is collected, and the report is written.
     assert!(run.join("nodes/n1/system.log").is_file());
     assert!(run.join("report.html").is_file());
+}
+
+#[test]
+fn a_client_process_per_worker_carries_the_operations_through_kills_and_pauses() {
+    let (code, out, run) = run(
+        "custom-stdio",
+        "stdio.toml",
+        &[
+            "--time-limit",
+            "8",
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "2",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let r = json(&run.join("results.json"));
+    assert_eq!(r["valid"], true, "{r:#}");
+    assert!(run.parent().unwrap().ends_with("pyregister-stdio-register"));
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    for f in ["start-kill", "start-pause"] {
+        assert!(fs.contains(&f.to_string()), "{f}: {fs:?}");
+    }
+    assert!(clients_ok(&ops) > 100, "{out}");
+    // The server speaks only its text protocol here, so every answer came through
+    // client.py; it alone words a refused cas this way (the server's own JSON says
+    // "cas mismatch").
+    let mismatches = ops
+        .iter()
+        .filter(|op| {
+            op["f"] == "cas"
+                && op["type"] == "fail"
+                && op["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("cas mismatch: holds "))
+        })
+        .count();
+    assert!(mismatches > 0, "no cas refused by client.py: {out}");
+    // Each worker's processes wrote their stderr into the run, and the pauses' timeouts
+    // (info) replaced some of them.
+    let mut starts = 0;
+    for w in 0..10 {
+        let log = run.join(format!("clients/worker-{w}.log"));
+        let text =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(
+            text.contains(&format!("client.py for worker {w}, server 127.")),
+            "{text}"
+        );
+        starts += text.matches("--- faultline: client process ").count();
+    }
+    assert!(starts > 10, "no worker's client process was ever restarted");
+}
+
+#[test]
+fn a_client_process_that_answers_garbage_gives_info_ops_that_say_so() {
+    require_tool("python3", "python3");
+    let store = store("custom-garbage");
+    std::fs::create_dir_all(&store).unwrap();
+    let system = store.join("garbage.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "name = \"garbage\"\n\
+             start = \"python3 {} --listen {{ip}}:{{client_port}} --data {{data}}\"\n\
+             client_port = 7700\nworkloads = [\"register\"]\nmax_nodes = 1\n\
+             [client]\ncommand = \"while read -r line; do echo 'no answer here'; done\"\n",
+            example("server.py")
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut child = faultline(&[
+        "test",
+        "--system",
+        system.to_str().unwrap(),
+        "--workload",
+        "register",
+        "--nodes",
+        "1",
+        "--time-limit",
+        "3",
+        "--store",
+        store.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // A client that never answers sensibly must cost timeouts at worst, never the run.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("faultline test still runs after 120 s against a garbage client");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let output = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(!output.contains("panicked"), "{output}");
+    let ops = history(&run_dir(&store));
+    let completions: Vec<_> = ops
+        .iter()
+        .filter(|op| op["process"].is_u64() && op["type"] != "invoke")
+        .collect();
+    assert!(completions.len() > 20, "{output}");
+    for op in &completions {
+        assert_eq!(op["type"], "info", "{op}");
+        let error = op["error"].as_str().unwrap_or("");
+        assert!(
+            error.starts_with("a response that is not JSON") && error.contains("no answer here"),
+            "{op}"
+        );
+    }
+    // Nothing took effect as far as anyone knows: the run is not judged invalid for it.
+    assert_eq!(out.status.code(), Some(0), "{output}");
 }
 
 #[test]

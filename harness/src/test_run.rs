@@ -489,6 +489,15 @@ fn run_in_dir(
         )?,
     };
     let workload = workload.shaped(args.txn_shape())?;
+    // A system file may name a client process for each worker, logging into this run.
+    let stdio = if db::custom::is_system_file(&args.system) {
+        let system =
+            db::custom::Custom::load(std::path::Path::new(&args.system)).map_err(BadArgs)?;
+        crate::workload::custom::StdioClients::of(&system, &run.path)
+    } else {
+        None
+    };
+    let workload = workload.stdio_clients(stdio);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

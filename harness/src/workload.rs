@@ -21,6 +21,7 @@ use workloads::repdb::workload::{self as repdb_workload, RepdbWorkload};
 use workloads::twopc::workload::{self as twopc_workload, TwoPcWorkload};
 use workloads::zookeeper::workloads as zk_workloads;
 
+pub mod custom;
 pub mod postgres;
 
 /// The workloads `faultline test --workload` knows: `register` on etcd and coord, the
@@ -160,7 +161,7 @@ pub enum Target {
     Repdb,
     /// Apache ZooKeeper, through Faultline's ZooKeeper client.
     Zookeeper,
-    /// A system described by a file: JSON lines over TCP.
+    /// A system described by a file: JSON lines over TCP or through client processes.
     Custom,
 }
 
@@ -210,6 +211,8 @@ pub struct Workload {
     target: Target,
     /// Clients give up on an operation a little before the runner records it `info`.
     client_timeout_ms: u64,
+    /// A system file's client processes, when it has them ([`Workload::stdio_clients`]).
+    stdio: Option<custom::StdioClients>,
 }
 
 impl Workload {
@@ -257,7 +260,15 @@ impl Workload {
             plain_reads: client_bug == Some("plain-reads"),
             target,
             client_timeout_ms: op_timeout_ms.saturating_sub(op_timeout_ms / 10).max(1),
+            stdio: None,
         })
+    }
+
+    /// The same workload with a system file's clients going through `stdio`'s processes
+    /// rather than TCP (a no-op for None).
+    pub fn stdio_clients(mut self, stdio: Option<custom::StdioClients>) -> Workload {
+        self.stdio = stdio;
+        self
     }
 
     /// The same workload drawing transactions as `shape` says (a no-op for the default).
@@ -395,12 +406,13 @@ impl Workload {
             return AnyClient::Coord(CoordRegisterClient::new(addr, self.client_timeout_ms));
         }
         if self.target == Target::Custom {
-            let client = workloads::jsonl_client::JsonlClient::new(
+            return AnyClient::Dyn(custom::client(
+                self.stdio.as_ref(),
                 addr,
-                u64::from(w),
+                nodes,
+                w,
                 self.client_timeout_ms,
-            );
-            return AnyClient::Dyn(BoxClient::new(client));
+            ));
         }
         if self.stale_cache {
             AnyClient::StaleCache(self.register.stale_cache_client(addr))

@@ -10,7 +10,7 @@ pub mod coord;
 pub mod etcd;
 pub mod framed;
 pub mod http;
-pub mod jsonl_client;
+pub mod jsonl;
 pub mod postgres;
 pub mod register;
 pub mod repdb;

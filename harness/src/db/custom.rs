@@ -1,7 +1,10 @@
 //! A system Faultline does not know, described by a TOML file (`faultline test --system
 //! path/to/system.toml`): how to set up and start a node, which port its clients use, which
-//! workloads it runs, where it keeps its data and logs. Its clients speak JSON lines over
-//! TCP (`workloads::jsonl_client`), so it can be written in any language.
+//! workloads it runs, where it keeps its data and logs. Its clients speak JSON lines
+//! (`workloads::jsonl`), so it can be written in any language: over TCP to the client port,
+//! or, with a `[client]` table, through a client process per worker on the controller that
+//! reads request lines on its stdin and writes response lines on its stdout, and reaches the
+//! system by its own means (`workload::custom` fills in its command).
 //!
 //! The harness runs `start` as a daemon on each node (pid file, log file, SIGKILL, SIGSTOP
 //! and SIGCONT for the nemesis), and a node is ready once its client port accepts a
@@ -48,7 +51,29 @@ pub struct SystemFile {
     /// Further node-relative log files to collect beside the daemon's output.
     #[serde(default)]
     pub logs: Vec<String>,
+    /// Clients through a process per worker instead of TCP to `client_port`.
+    pub client: Option<ClientTable>,
 }
+
+/// The `[client]` table: the client process each worker runs on the controller.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTable {
+    /// A shell command, run in the system file's directory, that reads request lines on its
+    /// stdin and writes response lines on its stdout. It may use `{id}`, `{ip}`,
+    /// `{client_port}` (of the worker's node), `{nodes}`, `{peers}`, `{worker}` and `{dir}`.
+    pub command: String,
+}
+
+/// Placeholders of node commands that mean nothing to a client command, which runs on the
+/// controller for a worker rather than on a node.
+const NODE_ONLY_PLACEHOLDERS: &[(&str, &str)] = &[
+    (
+        "{data}",
+        "the node's data directory, which the controller does not see",
+    ),
+    ("{name}", "a node's name: use {id}"),
+];
 
 fn one() -> usize {
     1
@@ -119,6 +144,24 @@ impl Custom {
             if d.is_empty() || !plain {
                 return bad(format!(
                     "data_dir {d:?} must be a relative path inside the node's directory"
+                ));
+            }
+        }
+        if let Some(client) = &file.client {
+            if client.command.trim().is_empty() {
+                return bad(
+                    "[client] command is empty: it must start a process that answers request \
+                     lines on stdin with response lines on stdout"
+                        .into(),
+                );
+            }
+            if let Some((p, what)) = NODE_ONLY_PLACEHOLDERS
+                .iter()
+                .find(|(p, _)| client.command.contains(p))
+            {
+                return bad(format!(
+                    "[client] command uses {p} ({what}): the client runs on the controller, \
+                     once per worker"
                 ));
             }
         }
@@ -325,6 +368,14 @@ mod tests {
         assert_eq!(c.name(), "pyregister");
         assert!(c.dir.ends_with("examples/pyregister"));
         assert!(c.disk_faults().is_ok());
+        assert!(
+            c.file.client.is_none(),
+            "the TCP example has no client process"
+        );
+        let stdio = example.with_file_name("stdio.toml");
+        let c = Custom::load(&stdio).unwrap();
+        let command = &c.file.client.as_ref().expect("a [client] table").command;
+        assert!(command.contains("client.py"), "{command}");
         let ok = "name = \"s\"\nstart = \"x\"\nclient_port = 9\nworkloads = [\"register\"]\n";
         assert!(load(ok).is_ok());
         for (text, want) in [
@@ -351,6 +402,23 @@ mod tests {
                 &format!("{ok}min_nodes = 3\nmax_nodes = 2\n"),
                 "min_nodes (3)",
             ),
+            (
+                &format!("{ok}[client]\ncommand = \"  \"\n"),
+                "[client] command is empty",
+            ),
+            (
+                &format!("{ok}[client]\ncommand = \"c --data {{data}}\"\n"),
+                "[client] command uses {data}",
+            ),
+            (
+                &format!("{ok}[client]\ncommand = \"c {{name}}\"\n"),
+                "[client] command uses {name}",
+            ),
+            (
+                &format!("{ok}[client]\ncommand = \"c\"\ntimeout = 3\n"),
+                "unknown field `timeout`",
+            ),
+            (&format!("{ok}[client]\n"), "missing field `command`"),
         ] {
             let e = load(text).unwrap_err();
             assert!(

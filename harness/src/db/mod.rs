@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod repdb;
 pub mod twopc;
 pub mod zookeeper;
+pub mod zookeeper_txnlog;
 
 use crate::control::daemon::{self, sh_quote, Daemon, State};
 use crate::control::lazy_disk::{self, LazyDisk};
