@@ -260,13 +260,25 @@ impl SshHosts {
         store: &Path,
         extra: &[&str],
     ) -> Command {
+        self.faultline_workload(system, "register", hosts, store, extra)
+    }
+
+    /// `faultline test` of `system`'s `workload` against `hosts`.
+    fn faultline_workload(
+        &self,
+        system: &str,
+        workload: &str,
+        hosts: &[&str],
+        store: &Path,
+        extra: &[&str],
+    ) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
         c.args([
             "test",
             "--system",
             system,
             "--workload",
-            "register",
+            workload,
             "--backend",
             "ssh",
         ]);
@@ -760,5 +772,56 @@ fn zookeeper_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
             &log[..log.len().min(2000)]
         );
     }
+    hosts.assert_torn_down();
+}
+
+/// PostgreSQL 15 over SSH: the server started as the `postgres` user on the host through
+/// its sshd (root login), its transactions checked at the level asked for.
+#[test]
+fn postgres_over_ssh_keeps_serializable_under_kills_and_pauses() {
+    require_postgres();
+    let hosts = SshHosts::start("postgres");
+    hosts.trust();
+    let store = hosts.store();
+    let out = hosts
+        .faultline_workload(
+            "postgres",
+            "list-append",
+            &[hosts.ips[0].as_str()],
+            &store,
+            &[
+                "--isolation",
+                "serializable",
+                "--time-limit",
+                "8",
+                "--nemesis",
+                "kill,pause",
+                "--nemesis-interval",
+                "2",
+                "--concurrency",
+                "6",
+                "--seed",
+                "3",
+            ],
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\n{}",
+        hosts.sshd_logs()
+    );
+    let run = run_dir(&store);
+    assert_eq!(json(&run.join("test.json"))["args"]["backend"], "ssh");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let ops = history(&run);
+    let fs = nemesis_fs(&ops);
+    for f in ["start-kill", "start-pause"] {
+        assert!(fs.iter().any(|x| x == f), "{f} happened: {fs:?}");
+    }
+    assert!(clients_ok(&ops) > 50, "clients made progress:\n{stdout}");
     hosts.assert_torn_down();
 }
