@@ -11,12 +11,12 @@
 use super::own_node::OwnNode;
 use super::{Cluster, Db, DbError, LogTail, MAX_TAIL_BYTES};
 use crate::control::daemon::sh_quote;
-use crate::control::{clock, Cmd, Node};
+use crate::control::{clock, Node};
 use coord::server::proto::{ClientMsg, ServerMsg};
 use machine::{wire, NodeId};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub const CLIENT_PORT: u16 = 7000;
@@ -154,33 +154,21 @@ impl Db for Coord {
 /// The newest segment of the log in [`TXN_LOG_DIR`] (both reference systems keep their
 /// log there) and where its records end, read while the node is killed.
 pub fn txn_log_tail(cluster: &Cluster, node: &Node, own: &OwnNode) -> Result<LogTail, DbError> {
-    let list = cluster
-        .remote
-        .exec(node, &Cmd::new(format!("ls {TXN_LOG_DIR}")))?;
-    let newest = list
-        .stdout_text()
-        .lines()
-        .map(str::trim)
-        .filter(|n| n.ends_with(".seg") && !n.starts_with('.'))
-        .max()
-        .map(str::to_string)
-        .ok_or_else(|| own.node_err(node, format!("no log segment in {TXN_LOG_DIR}")))?;
-    let file = PathBuf::from(TXN_LOG_DIR).join(&newest);
-    let local = std::env::temp_dir().join(format!(
-        "faultline-seg-{}-{}-{newest}",
-        std::process::id(),
-        node.name
-    ));
-    let read = cluster
-        .remote
-        .download(node, &file, &local)
-        .map_err(DbError::from)
-        .and_then(|()| {
-            let bytes = read_bounded(&local).map_err(|e| own.node_err(node, e))?;
-            segment_tail(&bytes, &file).map_err(|e| own.node_err(node, e))
-        });
-    let _ = std::fs::remove_file(&local);
-    read
+    super::newest_log_tail(
+        cluster,
+        node,
+        own.system(),
+        TXN_LOG_DIR,
+        |names| {
+            names
+                .lines()
+                .map(str::trim)
+                .filter(|n| n.ends_with(".seg") && !n.starts_with('.'))
+                .max()
+                .map(str::to_string)
+        },
+        |local, file| read_bounded(local).and_then(|bytes| segment_tail(&bytes, file)),
+    )
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {

@@ -28,8 +28,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const SYSTEM: &str = "etcd";
 /// Where a member's WAL segments are, relative to its node directory.
 const WAL_DIR: &str = "data/member/wal";
-/// Distinguishes the controller's temporary copies of WAL segments.
-static TEMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// etcd, run from the `etcd` binary on each node's PATH.
 #[derive(Clone, Debug)]
@@ -193,28 +191,14 @@ impl Db for Etcd {
     /// The newest WAL segment (`data/member/wal/<seq>-<index>.wal`) and where its records
     /// end: segments are preallocated to 64 MB and zero-filled past their records.
     fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
-        let list = cluster
-            .remote
-            .exec(node, &Cmd::new(format!("ls {WAL_DIR}")))?;
-        let names = list.stdout_text();
-        let segment = etcd_wal::newest_segment(names.lines())
-            .ok_or_else(|| self.node_err(node, format!("no WAL segment in {WAL_DIR}")))?;
-        let file = PathBuf::from(WAL_DIR).join(segment);
-        let local = std::env::temp_dir().join(format!(
-            "faultline-wal-{}-{}-{}",
-            std::process::id(),
-            node.name,
-            TEMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let read = cluster
-            .remote
-            .download(node, &file, &local)
-            .map_err(DbError::from)
-            .and_then(|()| {
-                etcd_wal::read_tail(&local, &file).map_err(|e| self.node_err(node, e.to_string()))
-            });
-        let _ = std::fs::remove_file(&local);
-        read
+        super::newest_log_tail(
+            cluster,
+            node,
+            SYSTEM,
+            WAL_DIR,
+            |names| etcd_wal::newest_segment(names.lines()).map(str::to_string),
+            etcd_wal::read_tail,
+        )
     }
 
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {

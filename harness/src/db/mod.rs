@@ -234,6 +234,46 @@ pub struct LogTail {
 /// Most bytes of a log's tail a fault may damage.
 pub const MAX_TAIL_BYTES: usize = 64 << 10;
 
+/// Distinguishes the controller's temporary copies of log files.
+static TEMP_LOG_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Where the newest log file in the node-relative `dir` ends: `newest` picks its name from
+/// what `ls` lists, the file is copied to the controller, and `read` (given the copy and the
+/// node-relative path) walks its records. Every system's [`Db::log_tail`] is this with its
+/// own framing.
+pub fn newest_log_tail<E: std::fmt::Display>(
+    cluster: &Cluster,
+    node: &Node,
+    system: &'static str,
+    dir: &str,
+    newest: fn(&str) -> Option<String>,
+    read: impl Fn(&Path, &Path) -> Result<LogTail, E>,
+) -> Result<LogTail, DbError> {
+    let node_err = |what: String| DbError::Node {
+        system,
+        node: node.name.clone(),
+        what,
+    };
+    let list = cluster
+        .remote
+        .exec(node, &Cmd::new(format!("ls {}", sh_quote(dir))))?;
+    let name = newest(&list.stdout_text()).ok_or_else(|| node_err(format!("no log in {dir}")))?;
+    let file = PathBuf::from(dir).join(name);
+    let local = std::env::temp_dir().join(format!(
+        "faultline-log-{}-{}-{}",
+        std::process::id(),
+        node.name,
+        TEMP_LOG_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let tail = cluster
+        .remote
+        .download(node, &file, &local)
+        .map_err(DbError::from)
+        .and_then(|()| read(&local, &file).map_err(|e| node_err(e.to_string())));
+    let _ = std::fs::remove_file(&local);
+    tail
+}
+
 /// Makes the node's data directory `dir` empty, and mounts it on the lazy filesystem when
 /// the run loses unsynced writes. Systems call this in `setup`.
 pub fn prepare_data_dir(cluster: &Cluster, node: &Node, dir: &Path) -> Result<(), ControlError> {

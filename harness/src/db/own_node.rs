@@ -60,6 +60,11 @@ impl OwnNode {
         Err(self.node_err(node, format!("not serving after {timeout:?}: {last}")))
     }
 
+    /// The system's name, as errors give it.
+    pub fn system(&self) -> &'static str {
+        self.system
+    }
+
     /// The node daemon's pidfile and log, named after the system.
     pub fn daemon(&self) -> crate::control::daemon::Daemon {
         crate::control::daemon::Daemon {

@@ -23,7 +23,6 @@ use crate::control::{Cmd, ControlError, Net, Node, PacketFaults};
 use crate::partition::Grudge;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use workloads::zookeeper::ensemble::{four_letter, ZOOKEEPER_JAR};
@@ -51,8 +50,6 @@ const MAIN_CLASS: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 const CONFIG_FILE: &str = "conf/zoo.cfg";
 /// Where a server keeps its transaction logs and snapshots, relative to its node directory.
 const TXN_LOG_DIR: &str = "data/version-2";
-/// Distinguishes the controller's temporary copies of log files.
-static TEMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// (server, peer) → the (quorum, election) addresses the server dials for the peer.
 type PeerLinks = BTreeMap<(String, String), (SocketAddr, SocketAddr)>;
@@ -269,29 +266,14 @@ impl Db for ZooKeeper {
     /// The newest transaction log (`data/version-2/log.<zxid>`) and where its records end:
     /// logs are preallocated in 64 MB steps and zero-filled past their records.
     fn log_tail(&self, cluster: &Cluster, node: &Node) -> Result<LogTail, DbError> {
-        let list = cluster
-            .remote
-            .exec(node, &Cmd::new(format!("ls {TXN_LOG_DIR}")))?;
-        let names = list.stdout_text();
-        let newest = zookeeper_txnlog::newest_log(names.lines())
-            .ok_or_else(|| self.node_err(node, format!("no transaction log in {TXN_LOG_DIR}")))?;
-        let file = PathBuf::from(TXN_LOG_DIR).join(newest);
-        let local = std::env::temp_dir().join(format!(
-            "faultline-zklog-{}-{}-{}",
-            std::process::id(),
-            node.name,
-            TEMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let read = cluster
-            .remote
-            .download(node, &file, &local)
-            .map_err(DbError::from)
-            .and_then(|()| {
-                zookeeper_txnlog::read_tail(&local, &file)
-                    .map_err(|e| self.node_err(node, e.to_string()))
-            });
-        let _ = std::fs::remove_file(&local);
-        read
+        super::newest_log_tail(
+            cluster,
+            node,
+            SYSTEM,
+            TXN_LOG_DIR,
+            |names| zookeeper_txnlog::newest_log(names.lines()).map(str::to_string),
+            zookeeper_txnlog::read_tail,
+        )
     }
 
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
