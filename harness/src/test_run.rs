@@ -77,6 +77,15 @@ pub struct TestArgs {
         default_value = "lose-unsynced,truncate-tail,corrupt-tail"
     )]
     pub disk_faults: String,
+    /// Whom kill, pause and lost-writes faults may hit, comma-separated, one drawn per
+    /// fault: one, minority, majority, all, primaries (the default: all five), and
+    /// follower (one node that does not lead when the fault starts).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "one,minority,majority,all,primaries"
+    )]
+    pub nemesis_targets: String,
     /// With lost unsynced writes: latency added to every fsync on the nodes' lazy
     /// filesystems, a slow disk that widens the window of unsynced data.
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -308,6 +317,7 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
         );
     }
     disk::parse_modes(&args.disk_faults).map_err(BadArgs)?;
+    nemesis_mod::Targets::parse_list(&args.nemesis_targets).map_err(BadArgs)?;
     if args.disk_sync_delay_ms > crate::lazyfs::MAX_SYNC_DELAY_MS {
         return bad(format!(
             "--disk-sync-delay-ms must be at most {} ms",
@@ -545,6 +555,7 @@ fn run_in_dir(
         time_limit_ns: (args.time_limit * 1e9) as u64,
         packet_modes: able.packet_modes,
         disk_modes,
+        targets: nemesis_mod::Targets::parse_list(&args.nemesis_targets).expect("validated"),
         seed,
     };
     let outcome = deploy_and_drive(args, seed, run, &deployment, &workload, plan, (&rt, stop));

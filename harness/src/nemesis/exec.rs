@@ -224,6 +224,13 @@ impl Inner {
                         .ok_or("node names are strings")
                 })
                 .collect::<Result<_, _>>()?,
+            None if value["targets"] == "follower" => {
+                let leaders = self.db.primaries(&self.cluster);
+                let pick = value["pick"].as_u64().unwrap_or(0);
+                let follower = pick_follower(&self.cluster.names(), &leaders, pick)
+                    .ok_or("no target: every node says it leads")?;
+                vec![follower]
+            }
             None => self.db.primaries(&self.cluster),
         };
         if names.is_empty() {
@@ -516,6 +523,16 @@ fn grudge_from_json(v: &Value) -> Result<Grudge, String> {
         .collect()
 }
 
+/// The `pick`th (modulo) of `nodes` that is not among `leaders`, None if all lead. With
+/// no leader known, any node is a follower.
+fn pick_follower(nodes: &[String], leaders: &[String], pick: u64) -> Option<String> {
+    let followers: Vec<&String> = nodes.iter().filter(|n| !leaders.contains(n)).collect();
+    if followers.is_empty() {
+        return None;
+    }
+    Some(followers[(pick % followers.len() as u64) as usize].clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +542,18 @@ mod tests {
     use crate::db::{Backend, DbError};
     use checkers::rng::Rng;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn a_follower_target_is_never_a_leader() {
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let leaders = vec!["n2".to_string()];
+        let picks: std::collections::BTreeSet<String> = (0..10)
+            .filter_map(|p| pick_follower(&nodes, &leaders, p))
+            .collect();
+        assert_eq!(picks.into_iter().collect::<Vec<_>>(), ["n1", "n3"]);
+        assert_eq!(pick_follower(&nodes, &nodes, 3), None);
+        assert_eq!(pick_follower(&nodes, &[], 4), Some("n2".to_string()));
+    }
 
     /// A real system for nemesis tests: one shell daemon per node, under the controllable
     /// clock, that appends what its clock says ten times a second.

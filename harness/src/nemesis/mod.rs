@@ -94,6 +94,9 @@ pub enum Targets {
     Majority,
     All,
     Primaries,
+    /// One node that does not lead when the fault starts: where a client of a follower
+    /// loses its session while the service goes on (not among the defaults).
+    Follower,
 }
 
 impl Targets {
@@ -112,7 +115,31 @@ impl Targets {
             Targets::Majority => "majority",
             Targets::All => "all",
             Targets::Primaries => "primaries",
+            Targets::Follower => "follower",
         }
+    }
+
+    /// The specs `--nemesis-targets` names (comma-separated), in its order; the error names
+    /// the unknown one and the known ones.
+    pub fn parse_list(list: &str) -> Result<Vec<Targets>, String> {
+        let known = [Targets::ALL.as_slice(), &[Targets::Follower]].concat();
+        let mut specs = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let spec = known.iter().find(|t| t.name() == name).ok_or_else(|| {
+                let names: Vec<&str> = known.iter().map(|t| t.name()).collect();
+                format!(
+                    "unknown nemesis target {name:?}: known targets are {}",
+                    names.join(", ")
+                )
+            })?;
+            if !specs.contains(spec) {
+                specs.push(*spec);
+            }
+        }
+        if specs.is_empty() {
+            return Err("--nemesis-targets names no target".into());
+        }
+        Ok(specs)
     }
 
     /// How many of `n` nodes a fixed-size spec hits; None for primaries, known only when
@@ -123,7 +150,7 @@ impl Targets {
             Targets::Minority => Some(n.saturating_sub(1) / 2),
             Targets::Majority => Some(n / 2 + 1),
             Targets::All => Some(n),
-            Targets::Primaries => None,
+            Targets::Primaries | Targets::Follower => None,
         }
     }
 }
@@ -145,6 +172,17 @@ mod tests {
 
     #[test]
     fn target_sizes_follow_the_names() {
+        assert_eq!(
+            Targets::parse_list("follower, one,follower"),
+            Ok(vec![Targets::Follower, Targets::One])
+        );
+        let err = Targets::parse_list("one,leader").unwrap_err();
+        assert!(
+            err.contains("\"leader\"") && err.contains("follower"),
+            "{err}"
+        );
+        assert!(Targets::parse_list(" , ").is_err());
+        assert_eq!(Targets::Follower.count(3), None);
         assert_eq!(Targets::Minority.count(5), Some(2));
         assert_eq!(Targets::Minority.count(3), Some(1));
         assert_eq!(Targets::Majority.count(5), Some(3));

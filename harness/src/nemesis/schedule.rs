@@ -31,6 +31,8 @@ pub struct Plan {
     pub packet_modes: Vec<PacketFaults>,
     /// The disk faults to choose from (one per `start-disk`).
     pub disk_modes: Vec<DiskMode>,
+    /// Whom kills, pauses and lost writes may hit (one spec drawn per fault).
+    pub targets: Vec<Targets>,
     pub seed: u64,
 }
 
@@ -197,7 +199,13 @@ impl Schedule {
     }
 
     fn targets_value(&mut self) -> Value {
-        let spec = Targets::ALL[self.rng.below(Targets::ALL.len() as u64) as usize];
+        let specs = &self.plan.targets;
+        assert!(!specs.is_empty(), "a plan names at least one target spec");
+        let spec = specs[self.rng.below(specs.len() as u64) as usize];
+        if spec == Targets::Follower {
+            // Which follower is known only when the fault starts; the draw is made now.
+            return json!({"targets": spec.name(), "pick": self.rng.below(1 << 16)});
+        }
         match spec.count(self.plan.nodes.len()) {
             Some(k) => {
                 let mut nodes = self.plan.nodes.clone();
@@ -229,6 +237,7 @@ mod tests {
                 ..PacketFaults::default()
             }],
             disk_modes: DiskMode::ALL.to_vec(),
+            targets: Targets::ALL.to_vec(),
             seed,
         }
     }
@@ -311,6 +320,29 @@ mod tests {
                 other => panic!("unexpected spec {other}"),
             };
             assert_eq!(nodes.len(), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn restricted_targets_are_the_only_ones_drawn() {
+        let mut p = plan(vec![FaultClass::Pause], 5);
+        p.targets = vec![Targets::Follower];
+        let starts: Vec<Value> = ops(p)
+            .into_iter()
+            .filter(|(_, f, _)| f == "start-pause")
+            .map(|(_, _, v)| v)
+            .collect();
+        assert!(starts.len() >= 3, "{starts:?}");
+        for v in &starts {
+            assert_eq!(v["targets"], "follower", "{v}");
+            assert!(v["pick"].is_u64() && v.get("nodes").is_none(), "{v}");
+        }
+        let mut p = plan(vec![FaultClass::Kill], 5);
+        p.targets = vec![Targets::One, Targets::Majority];
+        for (_, f, v) in ops(p) {
+            if f == "start-kill" {
+                assert!(v["targets"] == "one" || v["targets"] == "majority", "{v}");
+            }
         }
     }
 
