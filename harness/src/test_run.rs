@@ -41,6 +41,8 @@ use tracing::{error, info, warn};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Quiet time after healing, before the final reads, for the system to recover.
 const RECOVERY: Duration = Duration::from_secs(3);
+/// The longest the final reads (and repdb's settling, twopc's final queries) may take.
+const FINAL_PHASE_LIMIT: Duration = Duration::from_secs(180);
 /// The progress line's period.
 const PROGRESS_PERIOD: Duration = Duration::from_secs(2);
 /// Most nodes a test may have.
@@ -979,7 +981,12 @@ fn test_generator(args: &TestArgs, workload: &Workload, plan: Plan) -> Gen {
         )]));
     }
     phases.push(generator::sleep(RECOVERY.as_nanos() as u64));
-    phases.push(workload.final_reads());
+    // Bounded, so that a cluster the faults left without a quorum ends the run (its final
+    // reads recorded as failed) rather than retrying each read for many minutes.
+    phases.push(generator::time_limit(
+        FINAL_PHASE_LIMIT.as_nanos() as u64,
+        workload.final_reads(),
+    ));
     generator::phases(phases)
 }
 
