@@ -95,15 +95,7 @@ impl Db for Etcd {
     }
 
     fn preflight(&self, cluster: &Cluster) -> Result<(), DbError> {
-        if ![3, 5].contains(&cluster.nodes.len()) {
-            return Err(DbError::Setup {
-                system: SYSTEM,
-                what: format!(
-                    "runs 3 or 5 members, not {}: pass --nodes 3 or --nodes 5",
-                    cluster.nodes.len()
-                ),
-            });
-        }
+        super::require_three_or_five(SYSTEM, "members", cluster)?;
         for node in &cluster.nodes {
             let out = cluster.remote.exec(node, &Cmd::new("etcd --version"))?;
             if !out.success() {

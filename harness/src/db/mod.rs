@@ -234,6 +234,47 @@ pub struct LogTail {
 /// Most bytes of a log's tail a fault may damage.
 pub const MAX_TAIL_BYTES: usize = 64 << 10;
 
+/// Refuses a cluster that is not 3 or 5 nodes, for systems that run quorums of those sizes;
+/// `members` is what the system calls them.
+pub fn require_three_or_five(
+    system: &'static str,
+    members: &str,
+    cluster: &Cluster,
+) -> Result<(), DbError> {
+    let n = cluster.nodes.len();
+    if [3, 5].contains(&n) {
+        return Ok(());
+    }
+    Err(DbError::Setup {
+        system,
+        what: format!("runs 3 or 5 {members}, not {n}: pass --nodes 3 or --nodes 5"),
+    })
+}
+
+/// Polls `probe` every 100 ms until it says `node` serves, or `timeout` passes; the error
+/// quotes the probe's last answer.
+pub fn wait_serving(
+    system: &'static str,
+    node: &Node,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<(), String>,
+) -> Result<(), DbError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    while std::time::Instant::now() < deadline {
+        match probe() {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(DbError::Node {
+        system,
+        node: node.name.clone(),
+        what: format!("not serving after {timeout:?}: {last}"),
+    })
+}
+
 /// Distinguishes the controller's temporary copies of log files.
 static TEMP_LOG_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 

@@ -46,18 +46,9 @@ impl OwnNode {
         &self,
         node: &Node,
         timeout: std::time::Duration,
-        mut probe: impl FnMut() -> Result<(), String>,
+        probe: impl FnMut() -> Result<(), String>,
     ) -> Result<(), DbError> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut last = String::from("no answer");
-        while std::time::Instant::now() < deadline {
-            match probe() {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Err(self.node_err(node, format!("not serving after {timeout:?}: {last}")))
+        super::wait_serving(self.system, node, timeout, probe)
     }
 
     /// The system's name, as errors give it.

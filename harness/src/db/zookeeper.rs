@@ -24,7 +24,7 @@ use crate::partition::Grudge;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use workloads::zookeeper::ensemble::{four_letter, ZOOKEEPER_JAR};
 
 pub const CLIENT_PORT: u16 = 2181;
@@ -145,15 +145,7 @@ impl Db for ZooKeeper {
     }
 
     fn preflight(&self, cluster: &Cluster) -> Result<(), DbError> {
-        if ![3, 5].contains(&cluster.nodes.len()) {
-            return Err(DbError::Setup {
-                system: SYSTEM,
-                what: format!(
-                    "runs 3 or 5 servers, not {}: pass --nodes 3 or --nodes 5",
-                    cluster.nodes.len()
-                ),
-            });
-        }
+        super::require_three_or_five(SYSTEM, "servers", cluster)?;
         if cluster.backend == Backend::Docker {
             return Err(DbError::Setup {
                 system: SYSTEM,
@@ -220,16 +212,7 @@ impl Db for ZooKeeper {
         node: &Node,
         timeout: Duration,
     ) -> Result<(), DbError> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("no answer");
-        while Instant::now() < deadline {
-            match self.mode(node) {
-                Ok(_) => return Ok(()),
-                Err(e) => last = e,
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Err(self.node_err(node, format!("not serving after {timeout:?}: {last}")))
+        super::wait_serving(SYSTEM, node, timeout, || self.mode(node).map(|_| ()))
     }
 
     /// "Apache ZooKeeper, version 3.8.0 2024-12-29 17:54 UTC", from the jar itself.
