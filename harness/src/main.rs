@@ -52,6 +52,17 @@ fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "node") {
         let _program = argv.next();
         let _node = argv.next();
+        // The PostgreSQL participant of the two-phase-commit store is not a core of its
+        // own, so it has its own command line (and crate, which needs a database client).
+        if std::env::args_os()
+            .nth(2)
+            .is_some_and(|a| a == "twopc-postgres")
+        {
+            let _system = argv.next();
+            let args = std::iter::once(std::ffi::OsString::from("faultline node twopc-postgres"))
+                .chain(argv);
+            std::process::exit(twopc_postgres::cli::main_with(args));
+        }
         let args = std::iter::once(std::ffi::OsString::from("faultline node")).chain(argv);
         std::process::exit(node::cli::main_with(args));
     }

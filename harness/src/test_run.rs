@@ -1029,7 +1029,7 @@ fn collect_logs(d: &Deployment, run: &RunDir) {
             warn!("cannot create the log folder for {}", node.name);
             continue;
         };
-        let mut logs = d.db.log_files();
+        let mut logs = d.db.node_log_files(&d.cluster, node);
         if d.cluster.lazy_disk.is_some() {
             logs.push(crate::control::lazy_disk::LOG_FILE.into());
         }

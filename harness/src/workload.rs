@@ -60,6 +60,15 @@ pub fn check_pairing(system: &str, workload: &str) -> Result<(), String> {
             zk_workloads::NAMES.join(", ")
         ));
     }
+    if system == "twopc-postgres" {
+        // Snapshots need consistent-cut markers, which PostgreSQL participants do not take.
+        return match workload {
+            "bank" | "recovery" => Ok(()),
+            _ => Err(format!(
+                "the {workload} workload does not run on twopc-postgres; twopc-postgres runs bank, recovery"
+            )),
+        };
+    }
     if system == "repdb" {
         if repdb_workload::NAMES.contains(&workload) {
             return Ok(());
@@ -170,7 +179,7 @@ impl Target {
         match system {
             "etcd" => Ok(Target::Etcd),
             "coord" => Ok(Target::Coord),
-            "twopc" => Ok(Target::TwoPc),
+            "twopc" | "twopc-postgres" => Ok(Target::TwoPc),
             "postgres" => Ok(Target::Postgres),
             "repdb" => Ok(Target::Repdb),
             "zookeeper" => Ok(Target::Zookeeper),

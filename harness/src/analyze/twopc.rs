@@ -31,8 +31,18 @@ pub fn check(dir: &Path, test: &Value, history: &History, kind: Kind) -> anyhow:
     let started = Instant::now();
     let events = read_events(dir);
     let event_count = events.as_ref().map_or(0, |e| e.events.len());
-    let mut verdicts = check::judge(kind, history, events.as_ref().map_err(String::clone))
-        .with_context(|| format!("cannot check {}", history.file))?;
+    let participants = if test["args"]["system"] == "twopc-postgres" {
+        check::Participants::Postgres
+    } else {
+        check::Participants::Store
+    };
+    let mut verdicts = check::judge(
+        kind,
+        history,
+        events.as_ref().map_err(String::clone),
+        participants,
+    )
+    .with_context(|| format!("cannot check {}", history.file))?;
     if kind == Kind::Snapshot {
         verdicts.push(restore_verdict(dir));
     }

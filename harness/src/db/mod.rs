@@ -13,6 +13,7 @@ pub mod own_node;
 pub mod postgres;
 pub mod repdb;
 pub mod twopc;
+pub mod twopc_postgres;
 pub mod zookeeper;
 pub mod zookeeper_txnlog;
 
@@ -149,6 +150,12 @@ pub trait Db: Send + Sync {
     /// run, failed runs too: the daemon's log unless a system says otherwise.
     fn log_files(&self) -> Vec<PathBuf> {
         vec![self.daemon().logfile]
+    }
+
+    /// The log files of one node, for systems whose nodes differ: [`Db::log_files`] unless
+    /// a system says otherwise.
+    fn node_log_files(&self, _cluster: &Cluster, _node: &Node) -> Vec<PathBuf> {
+        self.log_files()
     }
 
     /// The node-relative file where each node appends its event log (JSON lines for the
@@ -465,7 +472,11 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
             options.bugs.clone(),
             options.seed,
         ))),
-        "postgres" => Some(Arc::new(postgres::Postgres)),
+        "postgres" => Some(Arc::new(postgres::Postgres::default())),
+        "twopc-postgres" => Some(Arc::new(twopc_postgres::TwoPcPostgres::new(
+            options.bugs.clone(),
+            options.seed,
+        ))),
         "zookeeper" => Some(Arc::new(zookeeper::ZooKeeper::default())),
         "repdb" => {
             let mut db = repdb::Repdb::new(
@@ -481,13 +492,22 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
     }
 }
 
-pub const SYSTEMS: &[&str] = &["coord", "etcd", "twopc", "postgres", "repdb", "zookeeper"];
+pub const SYSTEMS: &[&str] = &[
+    "coord",
+    "etcd",
+    "twopc",
+    "twopc-postgres",
+    "postgres",
+    "repdb",
+    "zookeeper",
+];
 
 /// The planted bugs a system accepts (`--bug`), if it has any.
 pub fn bug_names(system: &str) -> &'static [&'static str] {
     match system {
         "coord" => &::coord::server::config::BUG_NAMES,
         "twopc" => &::twopc::BUG_NAMES,
+        "twopc-postgres" => &twopc_postgres::BUG_NAMES,
         "repdb" => self::repdb::BUG_NAMES.as_slice(),
         _ => &[],
     }

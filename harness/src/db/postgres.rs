@@ -42,9 +42,13 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a kill waits for the server's processes to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-/// A single PostgreSQL 15 server.
+/// A single PostgreSQL 15 server (or, for the two-phase-commit store, one of several
+/// participant servers: [`Postgres::participant`]).
 #[derive(Clone, Debug, Default)]
-pub struct Postgres;
+pub struct Postgres {
+    /// `max_prepared_transactions`: 0, PostgreSQL's default, disables PREPARE TRANSACTION.
+    pub max_prepared_transactions: u32,
+}
 
 /// `program` from [`BIN_DIR`], run as [`OS_USER`].
 fn as_postgres(program: &str, args: &str) -> String {
@@ -52,12 +56,54 @@ fn as_postgres(program: &str, args: &str) -> String {
 }
 
 impl Postgres {
+    /// A server that holds prepared transactions, one for each session it accepts (so a
+    /// prepare never fails for want of a slot).
+    pub fn participant() -> Postgres {
+        Postgres {
+            max_prepared_transactions: MAX_CONNECTIONS,
+        }
+    }
+
     fn node_err(&self, node: &Node, what: impl Into<String>) -> DbError {
         DbError::Node {
             system: SYSTEM,
             node: node.name.clone(),
             what: what.into(),
         }
+    }
+
+    /// What a node needs to run a server: the programs, the user, root, a reachable
+    /// directory; the error says what to install or change.
+    pub fn preflight_node(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
+        let checks = [
+            (
+                format!("[ -x {BIN_DIR}/postgres ] && [ -x {BIN_DIR}/initdb ] && [ -x {BIN_DIR}/pg_isready ]"),
+                format!("no PostgreSQL 15 in {BIN_DIR}: install Debian's postgresql-15"),
+            ),
+            (
+                format!("id -u {OS_USER}"),
+                format!("no {OS_USER} user to run the server as: install Debian's postgresql-15 (postgresql-common creates it)"),
+            ),
+            (
+                "command -v setpriv && command -v pgrep".into(),
+                "setpriv and pgrep are needed: install Debian's util-linux and procps".into(),
+            ),
+            (
+                "[ \"$(id -u)\" = 0 ]".into(),
+                format!("PostgreSQL refuses to run as root and must be started as the {OS_USER} user, which takes root: run the controller as root (ssh: --username root)"),
+            ),
+            (
+                format!("setpriv --reuid={OS_USER} --regid={OS_USER} --init-groups sh -c 'cd \"$1\"' sh \"$(pwd)\""),
+                format!("the {OS_USER} user cannot reach the node's directory: make its parent directories searchable (chmod o+x) or keep the store elsewhere (--store /tmp/...)"),
+            ),
+        ];
+        for (script, why) in checks {
+            let out = cluster.remote.exec(node, &Cmd::new(script).sudo())?;
+            if !out.success() {
+                return Err(self.node_err(node, why));
+            }
+        }
+        Ok(())
     }
 
     /// Runs `script` as root on `node` (with `stdin`), failing with `what` and the
@@ -98,8 +144,9 @@ impl Postgres {
                 // clients spend the run working, not waiting.
                 "-D {DATA_DIR} -k . -p {PORT} -c listen_addresses={ip} \
                  -c max_connections={MAX_CONNECTIONS} \
-                 -c deadlock_timeout=100ms",
-                ip = sh_quote(&node.ip)
+                 -c deadlock_timeout=100ms -c max_prepared_transactions={prepared}",
+                ip = sh_quote(&node.ip),
+                prepared = self.max_prepared_transactions
             ),
         )
     }
@@ -175,36 +222,7 @@ impl Db for Postgres {
         if cluster.backend == Backend::Docker {
             return Err(setup(docker_refusal()));
         }
-        let node = &cluster.nodes[0];
-        let checks = [
-            (
-                format!("[ -x {BIN_DIR}/postgres ] && [ -x {BIN_DIR}/initdb ] && [ -x {BIN_DIR}/pg_isready ]"),
-                format!("no PostgreSQL 15 in {BIN_DIR}: install Debian's postgresql-15"),
-            ),
-            (
-                format!("id -u {OS_USER}"),
-                format!("no {OS_USER} user to run the server as: install Debian's postgresql-15 (postgresql-common creates it)"),
-            ),
-            (
-                "command -v setpriv && command -v pgrep".into(),
-                "setpriv and pgrep are needed: install Debian's util-linux and procps".into(),
-            ),
-            (
-                "[ \"$(id -u)\" = 0 ]".into(),
-                format!("PostgreSQL refuses to run as root and must be started as the {OS_USER} user, which takes root: run the controller as root (ssh: --username root)"),
-            ),
-            (
-                format!("setpriv --reuid={OS_USER} --regid={OS_USER} --init-groups sh -c 'cd \"$1\"' sh \"$(pwd)\""),
-                format!("the {OS_USER} user cannot reach the node's directory: make its parent directories searchable (chmod o+x) or keep the store elsewhere (--store /tmp/...)"),
-            ),
-        ];
-        for (script, why) in checks {
-            let out = cluster.remote.exec(node, &Cmd::new(script).sudo())?;
-            if !out.success() {
-                return Err(self.node_err(node, why));
-            }
-        }
-        Ok(())
+        self.preflight_node(cluster, &cluster.nodes[0])
     }
 
     fn setup(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {

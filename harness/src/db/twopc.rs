@@ -68,29 +68,40 @@ impl TwoPc {
     }
 
     fn command(&self, cluster: &Cluster, node: &Node) -> Result<String, DbError> {
-        let id = self.own.node_id(cluster, node)?;
-        let mut cmd = vec![
-            self.own.binary(cluster),
-            "node twopc".into(),
-            format!("--id {id}"),
-            format!("--peers {}", self.own.peers_arg(cluster, node)?),
-            format!("--peer-listen {}:{PEER_PORT}", node.ip),
-            format!("--client-listen {}:{CLIENT_PORT}", node.ip),
-            "--data data".into(),
-            format!("--cluster {}", sh_quote(&cluster.run_id)),
-            format!(
-                "--seed {}",
-                self.seed ^ u64::from(id).wrapping_mul(0x9e37_79b9)
-            ),
-            format!("--clock-offset-file {}", clock::OFFSET_FILE),
-            format!("--events {EVENTS_FILE}"),
-        ];
-        if self.restore.contains_key(&node.name) {
-            cmd.push(format!("--restore {RESTORE_FILE}"));
-        }
-        cmd.extend(self.bugs.iter().map(|b| format!("--bug {}", sh_quote(b))));
-        Ok(cmd.join(" "))
+        let restore = self.restore.contains_key(&node.name);
+        node_command(&self.own, cluster, node, self.seed, &self.bugs, restore)
     }
+}
+
+/// The command line of the store's node on `node` (`--restore` from [`RESTORE_FILE`] when
+/// `restore`); also the coordinator of [`super::twopc_postgres`].
+pub fn node_command(
+    own: &OwnNode,
+    cluster: &Cluster,
+    node: &Node,
+    seed: u64,
+    bugs: &[String],
+    restore: bool,
+) -> Result<String, DbError> {
+    let id = own.node_id(cluster, node)?;
+    let mut cmd = vec![
+        own.binary(cluster),
+        "node twopc".into(),
+        format!("--id {id}"),
+        format!("--peers {}", own.peers_arg(cluster, node)?),
+        format!("--peer-listen {}:{PEER_PORT}", node.ip),
+        format!("--client-listen {}:{CLIENT_PORT}", node.ip),
+        "--data data".into(),
+        format!("--cluster {}", sh_quote(&cluster.run_id)),
+        format!("--seed {}", seed ^ u64::from(id).wrapping_mul(0x9e37_79b9)),
+        format!("--clock-offset-file {}", clock::OFFSET_FILE),
+        format!("--events {EVENTS_FILE}"),
+    ];
+    if restore {
+        cmd.push(format!("--restore {RESTORE_FILE}"));
+    }
+    cmd.extend(bugs.iter().map(|b| format!("--bug {}", sh_quote(b))));
+    Ok(cmd.join(" "))
 }
 
 /// Asks a node something harmless and returns its answer: a participant answers a query
@@ -110,6 +121,24 @@ pub fn probe(addr: SocketAddr) -> std::io::Result<Response> {
     wire::decode(&body).map_err(std::io::Error::other)
 }
 
+/// Refuses a cluster that is not a coordinator and 1 to 8 participants.
+pub fn require_coordinator_and_participants(
+    system: &'static str,
+    cluster: &Cluster,
+) -> Result<(), DbError> {
+    let n = cluster.nodes.len();
+    if !(2..=MAX_NODES).contains(&n) {
+        return Err(DbError::Setup {
+            system,
+            what: format!(
+                "runs a coordinator and 1 to {} participants: 2 to {MAX_NODES} nodes, not {n}",
+                MAX_NODES - 1
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Db for TwoPc {
     fn name(&self) -> &'static str {
         SYSTEM
@@ -120,13 +149,7 @@ impl Db for TwoPc {
             system: SYSTEM,
             what,
         };
-        let n = cluster.nodes.len();
-        if !(2..=MAX_NODES).contains(&n) {
-            return Err(setup(format!(
-                "runs a coordinator and 1 to {} participants: 2 to {MAX_NODES} nodes, not {n}",
-                MAX_NODES - 1
-            )));
-        }
+        require_coordinator_and_participants(SYSTEM, cluster)?;
         if cluster.backend == Backend::Ssh {
             return Err(setup(
                 "its event log is merged by the wall clock, which only nodes on this host \

@@ -113,7 +113,8 @@ struct Common {
     events: Option<PathBuf>,
 }
 
-fn parse_peers(specs: &[String]) -> Result<BTreeMap<NodeId, SocketAddr>> {
+/// `--peers`: `ID=HOST:PORT` entries, ids from 1, each once.
+pub fn parse_peers(specs: &[String]) -> Result<BTreeMap<NodeId, SocketAddr>> {
     let mut peers = BTreeMap::new();
     for spec in specs {
         let (id, addr) = spec
@@ -278,7 +279,8 @@ where
     })
 }
 
-async fn shutdown() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
     tokio::select! {

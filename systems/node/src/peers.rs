@@ -48,8 +48,9 @@ where
     dial_peer(me, addr, cluster)
 }
 
-/// [`dial`] for any message type.
-fn dial_peer<P: Serialize + Send + Sync + 'static>(
+/// [`dial`] for any message type: for programs that speak a core's peer protocol without
+/// running the core (a participant whose shard lives in another database).
+pub fn dial_peer<P: Serialize + Send + Sync + 'static>(
     me: NodeId,
     addr: SocketAddr,
     cluster: String,

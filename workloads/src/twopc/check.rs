@@ -32,14 +32,35 @@ pub fn checker_name(kind: Kind) -> String {
     format!("twopc-{}", kind.name())
 }
 
+/// Whose participants a run had, which decides the event checkers that apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Participants {
+    /// The store's own: every event checker applies.
+    Store,
+    /// PostgreSQL servers (`twopc-postgres`): atomic commit applies unchanged; they take no
+    /// consistent cuts and no checkpoints of the store's kind, so consistent-cut and
+    /// recovery-line have nothing to judge.
+    Postgres,
+}
+
 /// Every verdict on a run, in this order: bank, the workload's own, atomic-commit,
-/// consistent-cut, recovery-line. `events` is the merged event log, or why there is none
-/// (the event checkers are then unknown).
+/// consistent-cut, recovery-line (the last two for the store's own participants only).
+/// `events` is the merged event log, or why there is none (the event checkers are then
+/// unknown).
 pub fn judge(
     kind: Kind,
     history: &History,
     events: Result<&Events, String>,
+    participants: Participants,
 ) -> Result<Vec<Verdict>, BadHistory> {
+    let event_checkers: &[&str] = match participants {
+        Participants::Store => &[
+            atomic_commit::CHECKER,
+            consistent_cut::CHECKER,
+            recovery_line::CHECKER,
+        ],
+        Participants::Postgres => &[atomic_commit::CHECKER],
+    };
     let facts = facts::read(history)?;
     let bank = match facts.setup {
         Some(_) => bank::check(history, &bank_options(&facts))?,
@@ -57,22 +78,23 @@ pub fn judge(
             let (crashes, during) = crashes_during_commit(ev);
             own.detail("crashes", crashes);
             own.detail("crashes_during_commit", during);
+            let (in_doubt, resolved) = in_doubt_at_coordinator_crash(ev);
+            own.detail("in_doubt_at_coordinator_crash", in_doubt);
+            own.detail("in_doubt_resolved_after_coordinator_crash", resolved);
             out.push(own);
             let invariant = restored_invariant(&facts);
             out.push(checked(atomic_commit::CHECKER, atomic_commit::check(ev)));
-            out.push(checked(
-                consistent_cut::CHECKER,
-                consistent_cut::check(ev, Some(&invariant)),
-            ));
-            out.push(checked(recovery_line::CHECKER, recovery_line::check(ev)));
+            if participants == Participants::Store {
+                out.push(checked(
+                    consistent_cut::CHECKER,
+                    consistent_cut::check(ev, Some(&invariant)),
+                ));
+                out.push(checked(recovery_line::CHECKER, recovery_line::check(ev)));
+            }
         }
         Err(why) => {
             out.push(own);
-            for name in [
-                atomic_commit::CHECKER,
-                consistent_cut::CHECKER,
-                recovery_line::CHECKER,
-            ] {
+            for &name in event_checkers {
                 let mut v = Verdict::new(name);
                 v.give_up(format!("no event log to check: {why}"));
                 out.push(v);
@@ -359,6 +381,52 @@ pub fn crashes_during_commit(ev: &Events) -> (usize, usize) {
         }
     }
     (crashes, during)
+}
+
+/// Participants' transactions in doubt when their coordinator crashed (a participant had
+/// forced `yes` and not yet decided), and how many of those the participant decided later:
+/// what a coordinator crash leaves to the termination protocol, and what it settled.
+pub fn in_doubt_at_coordinator_crash(ev: &Events) -> (usize, usize) {
+    let mut coordinator: BTreeMap<u32, u32> = BTreeMap::new();
+    // By coordinator: the (participant, txn) pairs prepared and undecided.
+    let mut waiting: BTreeMap<u32, BTreeSet<(u32, u32)>> = BTreeMap::new();
+    let mut stranded: BTreeSet<(u32, u32)> = BTreeSet::new();
+    let mut resolved = 0;
+    let mut total = 0;
+    for e in &ev.events {
+        let Some(node) = e.node else { continue };
+        match &e.kind {
+            EventKind::Participants { txn, .. } => {
+                coordinator.insert(*txn, node);
+            }
+            EventKind::Log {
+                txn,
+                record: atomic_commit::LogRecord::Yes,
+            } => {
+                if let Some(c) = coordinator.get(txn).filter(|c| **c != node) {
+                    waiting.entry(*c).or_default().insert((node, *txn));
+                }
+            }
+            EventKind::Decide { txn, .. } => {
+                if let Some(c) = coordinator.get(txn) {
+                    if let Some(w) = waiting.get_mut(c) {
+                        w.remove(&(node, *txn));
+                    }
+                }
+                if stranded.remove(&(node, *txn)) {
+                    resolved += 1;
+                }
+            }
+            EventKind::Crash => {
+                if let Some(w) = waiting.remove(&node) {
+                    total += w.len();
+                    stranded.extend(w);
+                }
+            }
+            _ => {}
+        }
+    }
+    (total, resolved)
 }
 
 #[cfg(test)]

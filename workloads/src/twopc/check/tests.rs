@@ -135,7 +135,7 @@ fn by_name<'a>(verdicts: &'a [Verdict], name: &str) -> &'a Verdict {
 fn a_clean_run_is_valid_on_every_checker() {
     let h = history(part(json!([[1, 105]])));
     let ev = events(&[]);
-    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev)).unwrap();
+    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev), Participants::Store).unwrap();
     let names: Vec<&str> = verdicts.iter().map(|v| v.checker.as_str()).collect();
     assert_eq!(
         names,
@@ -159,7 +159,7 @@ fn a_clean_run_is_valid_on_every_checker() {
 fn a_snapshot_whose_parts_lose_money_is_caught_twice() {
     let h = history(part(json!([[1, 100]])));
     let ev = events(&[]);
-    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev)).unwrap();
+    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev), Participants::Store).unwrap();
     let own = by_name(&verdicts, "twopc-snapshot");
     assert_eq!(own.anomaly_types, vec!["snapshot-wrong".to_string()]);
     let cut = by_name(&verdicts, "consistent-cut");
@@ -176,7 +176,7 @@ fn a_snapshot_whose_parts_lose_money_is_caught_twice() {
 fn a_missing_part_is_named_unless_newer_ones_pushed_it_out() {
     let h = history(Value::Null);
     let ev = events(&[]);
-    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev)).unwrap();
+    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev), Participants::Store).unwrap();
     let own = by_name(&verdicts, "twopc-snapshot");
     assert_eq!(own.anomaly_types, vec!["snapshot-part-missing".to_string()]);
     // n3 kept its newest eight parts, all newer than snapshot 1: excused, not missing.
@@ -188,20 +188,26 @@ fn a_missing_part_is_named_unless_newer_ones_pushed_it_out() {
             list.push(json!({"snapshot": s, "node": n, "part": part(json!([]))}));
         }
     }
-    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev)).unwrap();
+    let verdicts = judge(Kind::Snapshot, &h, Ok(&ev), Participants::Store).unwrap();
     let own = by_name(&verdicts, "twopc-snapshot");
     assert!(own.anomaly_types.is_empty(), "{own:?}");
     assert_eq!(own.details["parts_excused"], 1);
     assert_eq!(own.valid, Validity::Unknown, "nothing left to check");
     // The bank workload does not look at snapshots at all.
-    let bank_run = judge(Kind::Bank, &h, Ok(&ev)).unwrap();
+    let bank_run = judge(Kind::Bank, &h, Ok(&ev), Participants::Store).unwrap();
     assert_eq!(by_name(&bank_run, "twopc-bank").valid, Validity::Valid);
 }
 
 #[test]
 fn without_an_event_log_the_event_checkers_are_unknown_and_say_why() {
     let h = history(part(json!([[1, 105]])));
-    let verdicts = judge(Kind::Bank, &h, Err("events.jsonl is missing".into())).unwrap();
+    let verdicts = judge(
+        Kind::Bank,
+        &h,
+        Err("events.jsonl is missing".into()),
+        Participants::Store,
+    )
+    .unwrap();
     let ac = by_name(&verdicts, "atomic-commit");
     assert_eq!(ac.valid, Validity::Unknown);
     assert!(ac
@@ -222,7 +228,7 @@ fn a_final_state_that_disagrees_with_the_final_read_is_named() {
         .find(|o| o.f == "read" && o.op_type == OpType::Ok)
         .unwrap();
     read.value = json!({"0": 96, "1": 104});
-    let verdicts = judge(Kind::Bank, &h, Ok(&events(&[]))).unwrap();
+    let verdicts = judge(Kind::Bank, &h, Ok(&events(&[])), Participants::Store).unwrap();
     let own = by_name(&verdicts, "twopc-bank");
     assert_eq!(own.anomaly_types, vec!["final-read-disagrees".to_string()]);
 }
@@ -250,8 +256,70 @@ fn a_run_whose_setup_never_committed_tested_nothing() {
             json!({"balances": {"0": 1}}),
         )
         .history();
-    let verdicts = judge(Kind::Recovery, &h, Ok(&events(&[]))).unwrap();
+    let verdicts = judge(Kind::Recovery, &h, Ok(&events(&[])), Participants::Store).unwrap();
     let own = by_name(&verdicts, "twopc-recovery");
     assert_eq!(own.valid, Validity::Unknown);
     assert_eq!(own.details["indefinite_writes"], 1);
+}
+
+#[test]
+fn postgres_participants_are_judged_by_atomic_commit_alone_among_the_event_checkers() {
+    let h = history(part(json!([[1, 105]])));
+    let names = |p: Participants, ev: Result<&Events, String>| -> Vec<String> {
+        judge(Kind::Bank, &h, ev, p)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.checker)
+            .collect()
+    };
+    let ev = events(&[]);
+    assert_eq!(
+        names(Participants::Postgres, Ok(&ev)),
+        ["bank", "twopc-bank", "atomic-commit"]
+    );
+    assert_eq!(
+        names(Participants::Postgres, Err("no log".into())),
+        ["bank", "twopc-bank", "atomic-commit"]
+    );
+    assert_eq!(
+        names(Participants::Store, Ok(&ev)),
+        [
+            "bank",
+            "twopc-bank",
+            "atomic-commit",
+            "consistent-cut",
+            "recovery-line"
+        ]
+    );
+}
+
+#[test]
+fn transactions_in_doubt_at_a_coordinator_crash_are_counted_and_so_is_their_resolution() {
+    let lines = [
+        r#"{"node":"n1","event":"participants","txn":7,"nodes":["n2","n3"]}"#,
+        r#"{"node":"n1","event":"participants","txn":8,"nodes":["n2"]}"#,
+        r#"{"node":"n1","event":"participants","txn":9,"nodes":["n3"]}"#,
+        r#"{"node":"n2","event":"log","txn":7,"record":"yes"}"#,
+        r#"{"node":"n3","event":"log","txn":7,"record":"yes"}"#,
+        r#"{"node":"n2","event":"log","txn":8,"record":"yes"}"#,
+        r#"{"node":"n3","event":"log","txn":9,"record":"yes"}"#,
+        // Decided before the crash: not in doubt.
+        r#"{"node":"n3","event":"decide","txn":9,"decision":"abort"}"#,
+        // A participant's own crash strands nothing of the coordinator's.
+        r#"{"node":"n3","event":"crash"}"#,
+        r#"{"node":"n3","event":"recover"}"#,
+        r#"{"node":"n1","event":"crash"}"#,
+        r#"{"node":"n1","event":"recover"}"#,
+        r#"{"node":"n1","event":"decide","txn":7,"decision":"abort"}"#,
+        r#"{"node":"n2","event":"decide","txn":7,"decision":"abort"}"#,
+        r#"{"node":"n3","event":"decide","txn":7,"decision":"abort"}"#,
+    ];
+    let text: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{{\"time\":{},{}", i + 1, &l[1..]))
+        .collect();
+    let ev = atomic_commit::parse_events("events.jsonl", &text.join("\n")).unwrap();
+    // n2 and n3 on 7, n2 on 8: three in doubt; 8 is never decided.
+    assert_eq!(in_doubt_at_coordinator_crash(&ev), (3, 2));
 }
