@@ -5,6 +5,11 @@
 //! per worker (`stdio.toml`); its planted stale reads are caught; a client process that
 //! answers garbage gives `info` ops that say so; bad system files and pairings are refused
 //! by name.
+//!
+//! The transactional example, `examples/pytxn/` (Python too), runs list-append,
+//! rw-register and bank through the same protocol, judged at the isolation level
+//! `--isolation` claims: valid under kills and pauses, and its planted aborted reads (a
+//! transaction answered `fail` after it was applied) caught as G1a even at read committed.
 
 mod common;
 
@@ -13,11 +18,51 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn example(file: &str) -> String {
+    example_in("pyregister", file)
+}
+
+fn example_in(dir: &str, file: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/pyregister")
+        .join("../examples")
+        .join(dir)
         .join(file)
         .display()
         .to_string()
+}
+
+/// Runs `faultline test` on the transactional example's `system_file` with `workload` at
+/// `isolation`; the exit code, the output and the results.
+fn run_txn(
+    name: &str,
+    system_file: &str,
+    workload: &str,
+    isolation: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, serde_json::Value) {
+    require_tool("python3", "python3");
+    let store = store(name);
+    let system = example_in("pytxn", system_file);
+    let mut args = vec![
+        "test",
+        "--system",
+        &system,
+        "--workload",
+        workload,
+        "--isolation",
+        isolation,
+        "--nodes",
+        "1",
+        "--concurrency",
+        "5",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = faultline(&args).output().unwrap();
+    let text = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let run = run_dir(&store);
+    assert_no_processes_under(&run.join("work"));
+    (out.status.code(), text, json(&run.join("results.json")))
 }
 
 /// Runs `faultline test` on the example; the exit code, the output and the run dir.
@@ -258,6 +303,7 @@ fn bad_system_files_and_pairings_are_refused_by_name() {
     )
     .unwrap();
     let system = example("system.toml");
+    let txn_system = example_in("pytxn", "system.toml");
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec![
@@ -280,6 +326,21 @@ fn bad_system_files_and_pairings_are_refused_by_name() {
         (
             vec!["--system", &system, "--workload", "bank"],
             "pyregister runs register, not \"bank\"".into(),
+        ),
+        (
+            vec!["--system", &txn_system, "--workload", "list-append"],
+            "the list-append workload on".into(),
+        ),
+        (
+            vec![
+                "--system",
+                &system,
+                "--workload",
+                "register",
+                "--isolation",
+                "serializable",
+            ],
+            "not".into(),
         ),
         (
             vec!["--system", "mongodb", "--workload", "register"],
@@ -320,5 +381,64 @@ fn bad_system_files_and_pairings_are_refused_by_name() {
         text(&out.stderr).contains("runs 1 to 1 nodes, not 3"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_transactional_example_is_serializable_under_kills_and_pauses_for_every_workload() {
+    for (workload, checker) in [
+        ("list-append", "list-append"),
+        ("rw-register", "rw-register"),
+        ("bank", "bank"),
+    ] {
+        let (code, out, r) = run_txn(
+            &format!("pytxn-{workload}"),
+            "system.toml",
+            workload,
+            "serializable",
+            &[
+                "--time-limit",
+                "8",
+                "--nemesis",
+                "kill,pause",
+                "--seed",
+                "1",
+            ],
+        );
+        assert_eq!(code, Some(0), "{workload}: {out}\n{r:#}");
+        assert_eq!(r["valid"], true, "{workload}: {r:#}");
+        assert_eq!(r["checker"], checker, "{workload}: {r:#}");
+        assert_eq!(r["isolation"], "serializable");
+        assert_eq!(
+            r["anomaly_types"],
+            serde_json::json!([]),
+            "{workload}: {r:#}"
+        );
+        let ok = r[checker]["details"]["ops_ok"].as_u64().unwrap();
+        assert!(ok > 50, "{workload}: {ok} operations succeeded: {r:#}");
+    }
+}
+
+#[test]
+fn a_transaction_answered_fail_after_it_was_applied_is_caught_as_an_aborted_read() {
+    let (code, out, r) = run_txn(
+        "pytxn-aborted-reads",
+        "aborted-reads.toml",
+        "list-append",
+        "read-committed",
+        &["--time-limit", "6", "--nemesis", "none", "--seed", "1"],
+    );
+    assert_eq!(code, Some(1), "{out}\n{r:#}");
+    assert_eq!(r["valid"], false, "{r:#}");
+    let types: Vec<&str> = r["anomaly_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"G1a"), "{types:?}");
+    assert!(
+        out.contains("which failed"),
+        "the explanation names the failed writer: {out}"
     );
 }

@@ -47,9 +47,12 @@ class Connection:
         self.call("SET", key, compact(value))
 
     def cas(self, key, old, new):
-        """None if it swapped, else what the key holds."""
+        """(True, None) if it swapped, else (False, what the key holds), which may be None:
+        a mismatch on an unset key."""
         kind, rest = self.call("CAS", key, compact(old), compact(new))
-        return None if kind == "OK" else json.loads(rest)
+        if kind == "OK":
+            return True, None
+        return False, json.loads(rest)
 
 
 def compact(value):
@@ -65,8 +68,8 @@ def perform(conn, f, value):
         conn.set(key, value[1])
         return {"type": "ok"}
     if f == "cas":
-        holds = conn.cas(key, value[1][0], value[1][1])
-        if holds is None:
+        swapped, holds = conn.cas(key, value[1][0], value[1][1])
+        if swapped:
             return {"type": "ok"}
         return {"type": "fail", "error": "cas mismatch: holds %s" % compact(holds)}
     return {"type": "fail", "error": "unknown f %r" % (f,)}

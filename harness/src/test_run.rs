@@ -305,7 +305,7 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
         ));
     }
     workload::check_pairing(&args.system, &args.workload).map_err(BadArgs)?;
-    workload::postgres::check_isolation(&args.system, args.isolation.as_deref())
+    workload::postgres::check_isolation(&args.system, &args.workload, args.isolation.as_deref())
         .map_err(BadArgs)?;
     args.txn_shape()
         .validate(&args.system, &args.workload)
@@ -491,7 +491,7 @@ fn run_in_dir(
     let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");
     let target = crate::workload::Target::of_system(&args.system)?;
     let workload = match args.isolation.as_deref() {
-        Some(level) => Workload::postgres(&args.workload, level, args.op_timeout_ms)?,
+        Some(level) => Workload::postgres(&args.workload, level, args.op_timeout_ms, target)?,
         None => Workload::new(
             &args.workload,
             args.client_bug.as_deref(),

@@ -136,7 +136,8 @@ impl TxnShape {
         if self.is_default() {
             return Ok(());
         }
-        let shaped = matches!(system, "repdb" | "postgres")
+        let shaped = (matches!(system, "repdb" | "postgres")
+            || crate::db::custom::is_system_file(system))
             && matches!(workload, "list-append" | "rw-register");
         if !shaped {
             return Err(format!(
@@ -371,6 +372,16 @@ impl Workload {
 
     /// The client for worker `w`, bound to the node at `addr` of `nodes`.
     pub fn client(&self, addr: SocketAddr, nodes: &[SocketAddr], w: u32) -> AnyClient {
+        // A system file's clients carry any workload's operations as they are.
+        if self.target == Target::Custom {
+            return AnyClient::Dyn(custom::client(
+                self.stdio.as_ref(),
+                addr,
+                nodes,
+                w,
+                self.client_timeout_ms,
+            ));
+        }
         if let Some(workload) = &self.postgres {
             return postgres::client(workload, addr, self.client_timeout_ms);
         }
@@ -413,15 +424,6 @@ impl Workload {
         }
         if self.target == Target::Coord {
             return AnyClient::Coord(CoordRegisterClient::new(addr, self.client_timeout_ms));
-        }
-        if self.target == Target::Custom {
-            return AnyClient::Dyn(custom::client(
-                self.stdio.as_ref(),
-                addr,
-                nodes,
-                w,
-                self.client_timeout_ms,
-            ));
         }
         if self.stale_cache {
             AnyClient::StaleCache(self.register.stale_cache_client(addr))

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 /// Largest system file read.
 pub const MAX_FILE_BYTES: usize = 64 * 1024;
+/// The workloads a system file may list: `register` (reads, writes and compare-and-sets
+/// on keys, judged linearizable) and the transactional ones (`list-append`, `rw-register`
+/// and `bank`, judged at the isolation level `--isolation` claims, as for PostgreSQL).
+pub const WORKLOADS: &[&str] = &["register", "list-append", "rw-register", "bank"];
 
 /// The system file.
 #[derive(Clone, Debug, Deserialize)]
@@ -123,12 +127,19 @@ impl Custom {
             return bad("client_port must be a port number, not 0".into());
         }
         if file.workloads.is_empty() {
-            return bad("workloads is empty: name the workloads it runs (register)".into());
-        }
-        if let Some(w) = file.workloads.iter().find(|w| w.as_str() != "register") {
             return bad(format!(
-                "workload {w:?}: systems described by a file run register (reads, writes and \
-                 compare-and-sets on keys) for now"
+                "workloads is empty: name the workloads it runs ({})",
+                WORKLOADS.join(", ")
+            ));
+        }
+        if let Some(w) = file
+            .workloads
+            .iter()
+            .find(|w| !WORKLOADS.contains(&w.as_str()))
+        {
+            return bad(format!(
+                "workload {w:?}: systems described by a file run {}",
+                WORKLOADS.join(", ")
             ));
         }
         if file.min_nodes == 0 || file.min_nodes > file.max_nodes {
@@ -378,6 +389,11 @@ mod tests {
         assert!(command.contains("client.py"), "{command}");
         let ok = "name = \"s\"\nstart = \"x\"\nclient_port = 9\nworkloads = [\"register\"]\n";
         assert!(load(ok).is_ok());
+        let txn = ok.replace(
+            "[\"register\"]",
+            "[\"list-append\", \"rw-register\", \"bank\"]",
+        );
+        assert!(load(&txn).is_ok());
         for (text, want) in [
             (
                 "name = \"s\"\nclient_port = 9\nworkloads = [\"register\"]\n",
@@ -385,8 +401,8 @@ mod tests {
             ),
             (&format!("{ok}colour = 1\n"), "unknown field `colour`"),
             (
-                &ok.replace("[\"register\"]", "[\"bank\"]"),
-                "workload \"bank\"",
+                &ok.replace("[\"register\"]", "[\"lock\"]"),
+                "workload \"lock\": systems described by a file run register, list-append",
             ),
             (&ok.replace("[\"register\"]", "[]"), "workloads is empty"),
             (

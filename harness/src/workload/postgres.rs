@@ -36,11 +36,23 @@ pub fn pairing(system: &str, workload: &str) -> Option<Result<(), String>> {
     None
 }
 
-/// `--isolation` is required for postgres and means nothing elsewhere.
-pub fn check_isolation(system: &str, isolation: Option<&str>) -> Result<(), String> {
-    match (system == SYSTEM, isolation) {
-        (true, None) => Err(format!(
+/// `--isolation` is required for postgres, and for the transactional workloads of a system
+/// described by a file (the level it claims); it means nothing elsewhere.
+pub fn check_isolation(
+    system: &str,
+    workload: &str,
+    isolation: Option<&str>,
+) -> Result<(), String> {
+    let claims_a_level = system == SYSTEM
+        || (crate::db::custom::is_system_file(system) && NAMES.contains(&workload));
+    match (claims_a_level, isolation) {
+        (true, None) if system == SYSTEM => Err(format!(
             "--system postgres needs --isolation {}",
+            Isolation::NAMES.join("|")
+        )),
+        (true, None) => Err(format!(
+            "the {workload} workload on {system} needs --isolation {}: the level its \
+             transactions claim, which they are judged at",
             Isolation::NAMES.join("|")
         )),
         (true, Some(i)) if Isolation::from_name(i).is_none() => Err(format!(
@@ -48,15 +60,22 @@ pub fn check_isolation(system: &str, isolation: Option<&str>) -> Result<(), Stri
             Isolation::NAMES.join(", ")
         )),
         (false, Some(_)) => Err(format!(
-            "--isolation is an isolation level for --system postgres, not {system}"
+            "--isolation is an isolation level for --system postgres and the transactional \
+             workloads of system files, not {system}'s {workload}"
         )),
         _ => Ok(()),
     }
 }
 
 impl Workload {
-    /// The PostgreSQL workload `name` at the isolation level called `isolation`.
-    pub fn postgres(name: &str, isolation: &str, op_timeout_ms: u64) -> anyhow::Result<Workload> {
+    /// The PostgreSQL workload `name` at the isolation level called `isolation`, for
+    /// `target`'s clients (PostgreSQL's own, or a system file's JSON-lines clients).
+    pub fn postgres(
+        name: &str,
+        isolation: &str,
+        op_timeout_ms: u64,
+        target: super::Target,
+    ) -> anyhow::Result<Workload> {
         let level = Isolation::from_name(isolation)
             .ok_or_else(|| anyhow::anyhow!("unknown isolation level {isolation:?}"))?;
         let w = pg::by_name(name, level)
@@ -70,7 +89,7 @@ impl Workload {
             op_timeout_ms,
             1,
         )?;
-        bound.target = super::Target::Postgres;
+        bound.target = target;
         bound.postgres = Some(Arc::new(w));
         Ok(bound)
     }
@@ -123,15 +142,22 @@ mod tests {
 
     #[test]
     fn isolation_is_required_for_postgres_only() {
-        assert!(check_isolation("postgres", None)
+        assert!(check_isolation("postgres", "bank", None)
             .unwrap_err()
             .contains("--isolation read-committed|repeatable-read|serializable"));
-        assert!(check_isolation("postgres", Some("snapshot"))
+        assert!(check_isolation("postgres", "bank", Some("snapshot"))
             .unwrap_err()
             .contains("unknown --isolation"));
-        assert!(check_isolation("postgres", Some("serializable")).is_ok());
-        assert!(check_isolation("etcd", Some("serializable")).is_err());
-        assert!(check_isolation("etcd", None).is_ok());
+        assert!(check_isolation("postgres", "bank", Some("serializable")).is_ok());
+        assert!(check_isolation("etcd", "register", Some("serializable")).is_err());
+        assert!(check_isolation("etcd", "register", None).is_ok());
+        let file = "examples/pytxn/system.toml";
+        assert!(check_isolation(file, "list-append", None)
+            .unwrap_err()
+            .contains("needs --isolation"));
+        assert!(check_isolation(file, "list-append", Some("serializable")).is_ok());
+        assert!(check_isolation(file, "register", Some("serializable")).is_err());
+        assert!(check_isolation(file, "register", None).is_ok());
         assert_eq!(pairing("postgres", "bank"), Some(Ok(())));
         assert!(pairing("postgres", "register").unwrap().is_err());
         assert_eq!(pairing("twopc", "bank"), None);
