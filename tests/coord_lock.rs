@@ -55,9 +55,10 @@ fn the_fenced_lock_under_partitions_kills_and_pauses_checks_valid() {
     let results = json(&dir.join("results.json"));
     assert_eq!(results["valid"], true, "{results}");
     assert_eq!(results["checker"], "lock");
-    // The check had something to judge: holders wrote, and the final read saw the log.
+    // The check had something to judge: the lock changed hands, holders wrote (each holds
+    // for many writes), and the final read saw the log.
     assert!(
-        results["lock"]["details"]["grants"].as_u64().unwrap() > 5,
+        results["lock"]["details"]["grants"].as_u64().unwrap() >= 2,
         "{results}"
     );
     assert!(

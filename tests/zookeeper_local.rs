@@ -3,7 +3,8 @@
 //! Faultline's ZooKeeper client under faults, and checks what ZooKeeper is known to do:
 //! writes and synced reads are linearizable under partitions, kills, pauses and slow links;
 //! plain reads (no `sync`) are stale once peer links are slow; the lock recipe's fenced
-//! writes hold.
+//! writes hold; and unfenced locks lose mutual exclusion when the holder's server pauses
+//! (`--nemesis-targets holder`), where the fenced lock refuses the stale holder's writes.
 
 mod common;
 
@@ -198,6 +199,81 @@ fn zookeeper_fenced_lock_holds_under_pauses_and_partitions() {
             .and_then(Value::as_array)
             .is_some_and(|l| !l.is_empty()),
         "the final read lists the accepted writes: {log:?}"
+    );
+}
+
+/// Pauses aimed at the lock holder's server, each outlasting the lock session's 1 s lease.
+const HOLDER_PAUSES: [&str; 14] = [
+    "--time-limit",
+    "25",
+    "--nemesis",
+    "pause",
+    "--nemesis-targets",
+    "holder",
+    "--nemesis-interval",
+    "3",
+    "--concurrency",
+    "9",
+    "--rate",
+    "12",
+    "--seed",
+    "1",
+];
+
+#[test]
+fn zookeeper_unfenced_locks_lose_mutual_exclusion_when_the_holders_server_pauses() {
+    let mut args = vec!["--workload", "lock-unfenced"];
+    args.extend_from_slice(&HOLDER_PAUSES);
+    let (code, shown, run) = zk_test("zk-lock-unfenced", &args);
+    assert_eq!(code, Some(1), "{shown}");
+    let results = json(&run.join("results.json"));
+    let lock = &results["lock"];
+    assert_eq!(results["valid"], false, "{results}");
+    assert!(
+        lock["details"]["violations"].as_u64().unwrap() >= 1,
+        "{results}"
+    );
+    assert!(
+        shown.contains("a holder with an older token wrote while a newer holder held the lock"),
+        "the stale write is explained: {shown}"
+    );
+    // The pauses landed where the clients said the lock was held.
+    let ops = history(&run);
+    let aimed: Vec<&Value> = ops
+        .iter()
+        .filter(|op| op["f"] == "start-pause" && op["type"] == "ok")
+        .filter(|op| {
+            op["value"]["nodes"]
+                .as_array()
+                .is_some_and(|n| !n.is_empty())
+        })
+        .collect();
+    assert!(
+        !aimed.is_empty(),
+        "some pause hit a holder's server: {shown}"
+    );
+}
+
+#[test]
+fn zookeeper_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
+    let mut args = vec!["--workload", "lock"];
+    args.extend_from_slice(&HOLDER_PAUSES);
+    let (code, shown, run) = zk_test("zk-lock-fenced-holder", &args);
+    assert_eq!(code, Some(0), "{shown}");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let refused = history(&run)
+        .iter()
+        .filter(|op| op["f"] == "write" && op["type"] == "fail")
+        .filter(|op| {
+            op["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("fenced: token"))
+        })
+        .count();
+    assert!(
+        refused >= 1,
+        "the fence refused a stale holder's write: {shown}"
     );
 }
 

@@ -80,8 +80,9 @@ pub struct TestArgs {
     )]
     pub disk_faults: String,
     /// Whom kill, pause and lost-writes faults may hit, comma-separated, one drawn per
-    /// fault: one, minority, majority, all, primaries (the default: all five), and
-    /// follower (one node that does not lead when the fault starts).
+    /// fault: one, minority, majority, all, primaries (the default: all five), follower
+    /// (one node that does not lead when the fault starts), and holder (the node of the
+    /// newest lock holder's session, for the lock workloads; none while nobody holds it).
     #[arg(
         long,
         value_name = "LIST",
@@ -319,7 +320,16 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
         );
     }
     disk::parse_modes(&args.disk_faults).map_err(BadArgs)?;
-    nemesis_mod::Targets::parse_list(&args.nemesis_targets).map_err(BadArgs)?;
+    let targets = nemesis_mod::Targets::parse_list(&args.nemesis_targets).map_err(BadArgs)?;
+    if targets.contains(&nemesis_mod::Targets::Holder)
+        && !matches!(args.workload.as_str(), "lock" | "lock-unfenced")
+    {
+        return bad(format!(
+            "--nemesis-targets holder aims at the lock holder's node: the lock and \
+             lock-unfenced workloads have one, {} does not",
+            args.workload
+        ));
+    }
     if args.disk_sync_delay_ms > crate::lazyfs::MAX_SYNC_DELAY_MS {
         return bad(format!(
             "--disk-sync-delay-ms must be at most {} ms",
@@ -907,7 +917,8 @@ fn deploy_and_drive(
         d.net.clone(),
         live.clone(),
         d.journal.clone(),
-    );
+    )
+    .aiming(workload.focus());
     let no_faults = plan.classes.is_empty();
     let gen = test_generator(args, workload, plan);
     let config = RunConfig {
@@ -961,10 +972,15 @@ fn deploy_and_drive(
 /// healed, a quiet period, then the final reads.
 fn test_generator(args: &TestArgs, workload: &Workload, plan: Plan) -> Gen {
     let mean_interval_ns = (1e9 / args.rate) as u64;
-    let clients = generator::time_limit(
-        plan.time_limit_ns,
-        generator::stagger(mean_interval_ns, workload.ops()),
-    );
+    let ops = match workload.per_worker_ops() {
+        // Each worker at its share of the rate.
+        Some(make) => {
+            let per_worker_ns = mean_interval_ns.saturating_mul(args.concurrency.max(1) as u64);
+            generator::each_thread(move |_| generator::stagger(per_worker_ns, make()))
+        }
+        None => generator::stagger(mean_interval_ns, workload.ops()),
+    };
+    let clients = generator::time_limit(plan.time_limit_ns, ops);
     let no_faults = plan.classes.is_empty();
     let main = if no_faults {
         clients

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use workloads::client::{BoxClient, Client, Outcome};
 use workloads::coord::workload::{self as coord_workload, ClientContext, CoordWorkload};
+use workloads::focus::Focus;
 use workloads::register::{
     CoordRegisterClient, RegisterClient, RegisterOps, RegisterWorkload, StaleCacheClient,
 };
@@ -223,6 +224,8 @@ pub struct Workload {
     client_timeout_ms: u64,
     /// A system file's client processes, when it has them ([`Workload::stdio_clients`]).
     stdio: Option<custom::StdioClients>,
+    /// Where lock clients say the lock is held, for `--nemesis-targets holder`.
+    focus: Focus,
 }
 
 impl Workload {
@@ -271,7 +274,13 @@ impl Workload {
             target,
             client_timeout_ms: op_timeout_ms.saturating_sub(op_timeout_ms / 10).max(1),
             stdio: None,
+            focus: Focus::default(),
         })
+    }
+
+    /// Where the run's lock clients say the lock is held now (shared: the nemesis reads it).
+    pub fn focus(&self) -> Focus {
+        self.focus.clone()
     }
 
     /// The same workload with a system file's clients going through `stdio`'s processes
@@ -318,6 +327,22 @@ impl Workload {
         self.twopc
             .as_ref()
             .is_some_and(|w| w.kind == twopc_workload::Kind::Snapshot)
+    }
+
+    /// For workloads whose workers each keep their own pace (the lock workloads): a maker of
+    /// one worker's operation stream. A lock's holder and its waiters then work at the same
+    /// rate; shared, the rate went to whichever worker was free, which is the holder while
+    /// the waiters block, so a holder whose lease expired had let go long before anyone
+    /// took over, and unfenced locks showed nothing.
+    pub fn per_worker_ops(&self) -> Option<Box<dyn Fn() -> Gen + Send>> {
+        let w = self.coord.clone()?;
+        if !matches!(w.name(), "lock" | "lock-unfenced") {
+            return None;
+        }
+        Some(Box::new(move || {
+            let w = w.clone();
+            generator::from_fn(move |rng| w.next_op(rng))
+        }))
     }
 
     /// The endless stream of client operations. The RNG is the runner's, seeded by the run.
@@ -405,6 +430,7 @@ impl Workload {
                 nodes: nodes.to_vec(),
                 worker: w,
                 op_timeout_ms: self.client_timeout_ms,
+                focus: self.focus.clone(),
             }));
         }
         if self.target == Target::Zookeeper {
@@ -417,6 +443,7 @@ impl Workload {
                 nodes: nodes.to_vec(),
                 worker: w,
                 op_timeout_ms: self.client_timeout_ms,
+                focus: self.focus.clone(),
             };
             let client = zk_workloads::client(name, ctx, !self.plain_reads)
                 .expect("check_pairing admitted only workloads with a ZooKeeper client");
@@ -522,4 +549,23 @@ pub fn check_options(name: &str) -> anyhow::Result<(ModelKind, Options)> {
     let mut options = Options::new(w.semantics());
     options.time_limit = Some(CHECK_TIME_LIMIT);
     Ok((w.model(), options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_lock_workloads_pace_each_worker() {
+        for (name, target, paced) in [
+            ("lock", Target::Coord, true),
+            ("lock-unfenced", Target::Zookeeper, true),
+            ("election", Target::Coord, false),
+            ("register", Target::Etcd, false),
+            ("bank", Target::TwoPc, false),
+        ] {
+            let w = Workload::new(name, None, target, 1_000, 3).unwrap();
+            assert_eq!(w.per_worker_ops().is_some(), paced, "{name}");
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod base64;
 pub mod client;
 pub mod coord;
 pub mod etcd;
+pub mod focus;
 pub mod framed;
 pub mod http;
 pub mod jsonl;

@@ -47,6 +47,7 @@ fn ctx(nodes: &[SocketAddr], worker: u32, op_timeout_ms: u64) -> ClientContext {
         nodes: nodes.to_vec(),
         worker,
         op_timeout_ms,
+        focus: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use workloads::client::{Client, Outcome};
+use workloads::focus::Focus;
 
 /// How long `stop-disk` watches restarted nodes, to record which did not come back (a
 /// system may refuse to start on a damaged log).
@@ -41,6 +42,8 @@ struct Inner {
     live: Arc<Live>,
     active: Mutex<Active>,
     journal: Option<Arc<EventJournal>>,
+    /// Where the workload's lock is held, for the `holder` target.
+    focus: Option<Focus>,
 }
 
 /// What is in effect now.
@@ -93,7 +96,19 @@ impl Executor {
                 live,
                 active: Mutex::default(),
                 journal,
+                focus: None,
             }),
+        }
+    }
+
+    /// The same executor, aiming `holder` faults where `focus` says the lock is held.
+    pub fn aiming(self, focus: Focus) -> Executor {
+        let mut inner = Arc::try_unwrap(self.inner)
+            .ok()
+            .expect("aimed before any fault runs");
+        inner.focus = Some(focus);
+        Executor {
+            inner: Arc::new(inner),
         }
     }
 
@@ -224,6 +239,22 @@ impl Inner {
                         .ok_or("node names are strings")
                 })
                 .collect::<Result<_, _>>()?,
+            None if value["targets"] == "holder" => {
+                let focus = self
+                    .focus
+                    .as_ref()
+                    .ok_or("no target: this workload has no lock")?;
+                let Some(addr) = focus.holder_node() else {
+                    return Ok(Vec::new()); // Nobody holds the lock: nothing to aim at.
+                };
+                let node = self
+                    .cluster
+                    .nodes
+                    .iter()
+                    .find(|n| self.db.client_addr(n) == addr)
+                    .ok_or_else(|| format!("no target: the holder's server {addr} is no node"))?;
+                vec![node.name.clone()]
+            }
             None if value["targets"] == "follower" => {
                 let leaders = self.db.primaries(&self.cluster);
                 let pick = value["pick"].as_u64().unwrap_or(0);
@@ -666,6 +697,43 @@ mod tests {
         for node in &cluster.nodes {
             db.teardown(&cluster, node).unwrap();
         }
+    }
+
+    #[test]
+    fn a_holder_target_follows_what_the_lock_clients_say() {
+        let root = std::env::temp_dir().join(format!("faultline-holder-{}", std::process::id()));
+        let cluster = Cluster {
+            nodes: vec![Node {
+                name: "n1".into(),
+                ip: "127.0.0.1".into(),
+            }],
+            remote: Arc::new(Local::new(&root)),
+            backend: Backend::Local,
+            run_id: "holder-test".into(),
+            lazy_disk: None,
+        };
+        let db: Arc<dyn Db> = Arc::new(ClockProbe);
+        let live = Arc::new(Live::default());
+        let holder = json!({"targets": "holder"});
+        let unaimed = Executor::new(cluster.clone(), db.clone(), None, live.clone());
+        let e = unaimed.inner.targets(&holder).unwrap_err();
+        assert!(e.contains("no lock"), "{e}");
+        let focus = Focus::default();
+        let aimed = Executor::new(cluster, db.clone(), None, live).aiming(focus.clone());
+        assert!(
+            aimed.inner.targets(&holder).unwrap().is_empty(),
+            "nobody holds it"
+        );
+        // ClockProbe serves clients on 127.0.0.1:1 on its one node.
+        focus.believes(4, Some("127.0.0.1:1".parse().unwrap()));
+        let hit = aimed.inner.targets(&holder).unwrap();
+        assert_eq!(
+            hit.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+            ["n1"]
+        );
+        focus.believes(5, Some("127.0.0.9:1".parse().unwrap()));
+        let e = aimed.inner.targets(&holder).unwrap_err();
+        assert!(e.contains("127.0.0.9:1 is no node"), "{e}");
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub enum Targets {
     /// One node that does not lead when the fault starts: where a client of a follower
     /// loses its session while the service goes on (not among the defaults).
     Follower,
+    /// The node the newest lock holder's session lives on, as the lock workloads' clients
+    /// report it (`workloads::focus`); no node while nobody holds the lock (not among the
+    /// defaults).
+    Holder,
 }
 
 impl Targets {
@@ -116,13 +120,18 @@ impl Targets {
             Targets::All => "all",
             Targets::Primaries => "primaries",
             Targets::Follower => "follower",
+            Targets::Holder => "holder",
         }
     }
 
     /// The specs `--nemesis-targets` names (comma-separated), in its order; the error names
     /// the unknown one and the known ones.
     pub fn parse_list(list: &str) -> Result<Vec<Targets>, String> {
-        let known = [Targets::ALL.as_slice(), &[Targets::Follower]].concat();
+        let known = [
+            Targets::ALL.as_slice(),
+            &[Targets::Follower, Targets::Holder],
+        ]
+        .concat();
         let mut specs = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let spec = known.iter().find(|t| t.name() == name).ok_or_else(|| {
@@ -150,7 +159,7 @@ impl Targets {
             Targets::Minority => Some(n.saturating_sub(1) / 2),
             Targets::Majority => Some(n / 2 + 1),
             Targets::All => Some(n),
-            Targets::Primaries | Targets::Follower => None,
+            Targets::Primaries | Targets::Follower | Targets::Holder => None,
         }
     }
 }
@@ -183,6 +192,8 @@ mod tests {
         );
         assert!(Targets::parse_list(" , ").is_err());
         assert_eq!(Targets::Follower.count(3), None);
+        assert_eq!(Targets::parse_list("holder"), Ok(vec![Targets::Holder]));
+        assert_eq!(Targets::Holder.count(3), None);
         assert_eq!(Targets::Minority.count(5), Some(2));
         assert_eq!(Targets::Minority.count(3), Some(1));
         assert_eq!(Targets::Majority.count(5), Some(3));

@@ -20,6 +20,8 @@ pub struct ClientContext {
     pub worker: u32,
     /// Clients give up on an operation after this long (a little before the runner does).
     pub op_timeout_ms: u64,
+    /// Where lock clients say they hold the lock, shared by the run's clients and nemesis.
+    pub focus: crate::focus::Focus,
 }
 
 pub trait CoordWorkload: Send + Sync {

@@ -18,8 +18,8 @@ use crate::coord::recipes::lock::{LOCK_PREFIXES, WRITE_PREFIX};
 use crate::coord::workload::ClientContext;
 use crate::coord::workloads::lock::session::OpGuard;
 use crate::coord::workloads::lock::{
-    entry_prefix, parse_entry, parse_token, sequence_of, HEAD, LOCK_DIR, LOCK_SESSION_TIMEOUT_MS,
-    LOG_DIR, REQUEST_SHARE, STORE_SESSION_TIMEOUT_MS,
+    entry_prefix, parse_entry, parse_token, sequence_of, store_servers, HEAD, LOCK_DIR,
+    LOCK_SESSION_TIMEOUT_MS, LOG_DIR, REQUEST_SHARE, STORE_SESSION_TIMEOUT_MS,
 };
 use crate::zookeeper::{Acl, Client as Zk, CreateMode, Error, ErrorCode, MultiOp, OpResult};
 use checkers::history::{OpType, Value};
@@ -36,6 +36,9 @@ struct Held {
 pub struct ZkLockClient {
     fenced: bool,
     worker: u32,
+    /// The worker's server, where its lock session lives.
+    node: std::net::SocketAddr,
+    focus: crate::focus::Focus,
     /// Bound to the worker's server only: its server's pause is the holder's stall.
     lock: LazySession,
     store: LazySession,
@@ -48,18 +51,12 @@ pub struct ZkLockClient {
 impl ZkLockClient {
     pub fn new(ctx: ClientContext, fenced: bool) -> ZkLockClient {
         let request_ms = (ctx.op_timeout_ms / REQUEST_SHARE).max(1);
-        // The store is another service, which a pause of the lock's server does not stall:
-        // it starts on the next server and falls back on the worker's own last.
-        let at = ctx.nodes.iter().position(|n| *n == ctx.node).unwrap_or(0);
-        let mut store_servers: Vec<_> = (1..=ctx.nodes.len())
-            .map(|i| ctx.nodes[(at + i) % ctx.nodes.len()])
-            .collect();
-        if store_servers.is_empty() {
-            store_servers.push(ctx.node);
-        }
+        let store_servers = store_servers(&ctx);
         ZkLockClient {
             fenced,
             worker: ctx.worker,
+            node: ctx.node,
+            focus: ctx.focus.clone(),
             lock: LazySession::new(&[ctx.node], LOCK_SESSION_TIMEOUT_MS, request_ms, request_ms),
             store: LazySession::new(
                 &store_servers,
@@ -211,6 +208,8 @@ impl Client for ZkLockClient {
             self.forget();
         }
         self.ops.end();
+        let holds = self.held.as_ref().map(|_| self.node);
+        self.focus.believes(self.worker, holds);
         outcome
     }
 }
