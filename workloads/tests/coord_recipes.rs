@@ -434,3 +434,48 @@ async fn the_double_barrier_lets_all_in_together_and_all_out_together() {
         "ready and every node gone"
     );
 }
+
+#[tokio::test]
+async fn a_waiter_that_cannot_withdraw_says_its_node_may_remain() {
+    let cluster = Cluster::start(3);
+    let proxy = Proxy::start(cluster.clients[1]).await;
+    let holder = cluster.client(10_000).await;
+    let waiter = support::connect(vec![proxy.addr], 10_000).await;
+    let held = Lock::new(holder.clone(), "/locks/s")
+        .acquire(WAIT)
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        let r = Lock::new(waiter.clone(), "/locks/s")
+            .acquire(Duration::from_millis(1_500))
+            .await;
+        (r, waiter)
+    });
+    // Queued by now; then its server goes silent, so the withdrawal gets no answer.
+    support::eventually("the waiter queued", || {
+        let holder = holder.clone();
+        async move { children(&holder, "/locks/s").await.len() == 2 }
+    })
+    .await;
+    proxy.set(Mode::Frozen);
+    let (r, waiter) = waiting.await.unwrap();
+    assert!(
+        matches!(&r, Err(RecipeError::Stranded { .. })),
+        "a failed withdrawal is not a clean timeout: {r:?}"
+    );
+    assert_eq!(
+        children(&holder, "/locks/s").await.len(),
+        2,
+        "the node stayed, behind the holder"
+    );
+    // Ending the session takes the node with it, so the queue moves again.
+    proxy.set(Mode::Open);
+    proxy.cut();
+    waiter.close().await.ok();
+    support::eventually("the stranded node went with its session", || {
+        let holder = holder.clone();
+        async move { children(&holder, "/locks/s").await.len() == 1 }
+    })
+    .await;
+    held.release().await.unwrap();
+}

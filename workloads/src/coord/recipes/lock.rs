@@ -72,11 +72,18 @@ pub(crate) async fn acquire(
             ticket: Some(ticket),
         }),
         Err(e) => {
-            // Out of the queue, so as not to block those behind (best effort: the node
-            // is ephemeral anyway).
+            // Out of the queue, so as not to block those behind. A node that may have
+            // stayed would block them for as long as this session lives (a live session
+            // never lets its ephemerals go): say so, so that the caller ends the session.
             let cleanup = tokio::time::Instant::now() + client.options().op_timeout();
-            let _ = ticket.withdraw(cleanup).await;
-            Err(e)
+            match ticket.withdraw(cleanup).await {
+                Ok(()) => Err(e),
+                Err(w) => Err(super::RecipeError::Stranded {
+                    gave_up: e.to_string(),
+                    path: ticket.node.path.clone(),
+                    why: w.to_string(),
+                }),
+            }
         }
     }
 }

@@ -67,6 +67,8 @@ pub(crate) fn outcome_of(value: Value, e: &RecipeError) -> Outcome {
             Outcome::fail(value, e.to_string())
         }
         RecipeError::Coord(c) => coord_outcome(value, c),
+        // Its node may remain: `info`, so the process retires and its session ends.
+        RecipeError::Stranded { .. } => Outcome::info(value, e.to_string()),
     }
 }
 
