@@ -1,5 +1,8 @@
 //! End to end on Faultline's coordination service: the `lock`, `lock-unfenced` and
-//! `election` workloads under faults, judged by their own checkers.
+//! `election` workloads under faults, judged by their own checkers. With pauses aimed at
+//! the lock holder's server (`--nemesis-targets holder`), the unfenced lock loses mutual
+//! exclusion and the fenced one refuses the stale holder: the known-unsafe pattern shown,
+//! and fencing tokens shown to be the cure.
 
 mod common;
 
@@ -87,4 +90,74 @@ fn the_election_under_partitions_kills_and_pauses_checks_valid() {
         "leadership moved: {details}"
     );
     assert!(details["claims"].as_u64().unwrap() > 20, "{details}");
+}
+
+/// Runs a lock workload on 5 coord nodes with pauses aimed at the holder's server (5 nodes,
+/// so that the holder seldom sits on the leader, whose pause stalls everyone instead).
+fn holder_paused(name: &str, workload: &str) -> (std::process::Output, std::path::PathBuf) {
+    let store = store(name);
+    let args = [
+        "test",
+        "--system",
+        "coord",
+        "--workload",
+        workload,
+        "--nodes",
+        "5",
+        "--time-limit",
+        "30",
+        "--nemesis",
+        "pause",
+        "--nemesis-targets",
+        "holder",
+        "--nemesis-interval",
+        "3",
+        "--rate",
+        "12",
+        "--concurrency",
+        "10",
+        "--seed",
+        "2",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let out = faultline(&args).output().unwrap();
+    let dir = run_dir(&store);
+    assert_no_members_left(&dir);
+    (out, dir)
+}
+
+#[test]
+fn the_unfenced_lock_loses_mutual_exclusion_when_the_holders_server_pauses() {
+    let (out, dir) = holder_paused("lock-unfenced-holder", "lock-unfenced");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], false, "{results}");
+    assert!(
+        results["lock"]["details"]["violations"].as_u64().unwrap() >= 1,
+        "{results}"
+    );
+}
+
+#[test]
+fn the_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
+    let (out, dir) = holder_paused("lock-fenced-holder", "lock");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let refused = fence_refusals(&history(&dir));
+    assert!(
+        refused >= 1,
+        "the fence refused a stale holder's write: {stdout}"
+    );
 }

@@ -262,15 +262,7 @@ fn zookeeper_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
     assert_eq!(code, Some(0), "{shown}");
     let results = json(&run.join("results.json"));
     assert_eq!(results["valid"], true, "{results}");
-    let refused = history(&run)
-        .iter()
-        .filter(|op| op["f"] == "write" && op["type"] == "fail")
-        .filter(|op| {
-            op["error"]
-                .as_str()
-                .is_some_and(|e| e.starts_with("fenced: token"))
-        })
-        .count();
+    let refused = fence_refusals(&history(&run));
     assert!(
         refused >= 1,
         "the fence refused a stale holder's write: {shown}"

@@ -158,3 +158,15 @@ pub fn only_subdir(parent: &Path) -> PathBuf {
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
 }
+
+/// Writes the lock workload's fence refused: a stale holder's, with an older token.
+pub fn fence_refusals(ops: &[Value]) -> usize {
+    ops.iter()
+        .filter(|op| op["f"] == "write" && op["type"] == "fail")
+        .filter(|op| {
+            op["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("fenced: token"))
+        })
+        .count()
+}
