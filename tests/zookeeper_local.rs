@@ -4,7 +4,8 @@
 //! writes and synced reads are linearizable under partitions, kills, pauses and slow links;
 //! plain reads (no `sync`) are stale once peer links are slow; the lock recipe's fenced
 //! writes hold; and unfenced locks lose mutual exclusion when the holder's server pauses
-//! (`--nemesis-targets holder`), where the fenced lock refuses the stale holder's writes.
+//! (`--nemesis-targets holder`), where the fenced lock refuses the stale holder's writes;
+//! under clock faults (each JVM under libfaketime) writes stay linearizable.
 
 mod common;
 
@@ -266,6 +267,60 @@ fn zookeeper_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
     assert!(
         refused >= 1,
         "the fence refused a stale holder's write: {shown}"
+    );
+}
+
+/// The largest jump, either way, between consecutive lines of a ZooKeeper log, whose
+/// lines start with the milliseconds since the JVM started, as its wall clock says.
+fn largest_clock_step_ms(log: &str) -> i64 {
+    let stamps: Vec<i64> = log
+        .lines()
+        .filter_map(|l| l.split_once(' ').and_then(|(t, _)| t.parse().ok()))
+        .collect();
+    stamps
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn zookeeper_under_clock_faults_stays_linearizable() {
+    let (code, shown, run) = zk_test(
+        "zk-clock",
+        &[
+            "--workload",
+            "register",
+            "--time-limit",
+            "20",
+            "--nemesis",
+            "clock,partition",
+            "--nemesis-interval",
+            "3",
+            "--concurrency",
+            "6",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["valid"], true, "{results}");
+    let ops = history(&run);
+    assert!(
+        nemesis_fs(&ops).iter().any(|f| f == "start-clock"),
+        "{shown}"
+    );
+    // The JVMs ran under the faked clock: a server's log jumps by the seconds a bump or a
+    // strobe moved it (its line stamps are wall-clock milliseconds since it started).
+    let step = server_logs(&run)
+        .iter()
+        .map(|l| largest_clock_step_ms(l))
+        .max()
+        .unwrap();
+    assert!(
+        step >= 10_000,
+        "no server's clock moved: largest step {step} ms"
     );
 }
 

@@ -496,6 +496,9 @@ fn run_in_dir(
         replication: args.replication.clone(),
         no_read_sets: args.no_read_sets,
         read_phase_ms: args.read_phase_ms,
+        clock_faults: nemesis_mod::parse_classes(&args.nemesis)
+            .expect("validated")
+            .contains(&FaultClass::Clock),
     };
     let db = db::by_name(&args.system, &options).expect("validated");
     let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");

@@ -453,6 +453,8 @@ pub struct DbOptions {
     pub no_read_sets: bool,
     /// repdb: the delegates' read phase (`--read-phase-ms`).
     pub read_phase_ms: Option<u64>,
+    /// The run faults clocks: systems that need a wrapper for that (libfaketime) use it.
+    pub clock_faults: bool,
 }
 
 /// The systems `faultline test --system` knows.
@@ -477,7 +479,7 @@ pub fn by_name(name: &str, options: &DbOptions) -> Option<Arc<dyn Db>> {
             options.bugs.clone(),
             options.seed,
         ))),
-        "zookeeper" => Some(Arc::new(zookeeper::ZooKeeper::default())),
+        "zookeeper" => Some(Arc::new(zookeeper::ZooKeeper::new(options.clock_faults))),
         "repdb" => {
             let mut db = repdb::Repdb::new(
                 options.replication.as_deref(),

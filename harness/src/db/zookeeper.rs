@@ -19,7 +19,7 @@
 use super::{zookeeper_txnlog, Backend, Cluster, Db, DbError, LogTail};
 use crate::control::daemon::{self, sh_quote, Daemon};
 use crate::control::link_proxy::{HeadRewrite, LinkOptions, LocalNet};
-use crate::control::{Cmd, ControlError, Net, Node, PacketFaults};
+use crate::control::{clock, Cmd, ControlError, Net, Node, PacketFaults};
 use crate::partition::Grudge;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -60,9 +60,20 @@ pub struct ZooKeeper {
     /// On the local backend: per server, the address it dials for each peer's (quorum,
     /// election) port.
     local_links: Mutex<Option<PeerLinks>>,
+    /// Run each JVM under libfaketime (`control::clock::wrap`), so clock faults reach it:
+    /// the JVM reads both the wall clock and the monotonic one through libc. Only when the
+    /// run faults clocks, as every clock read then costs a read of the offset file.
+    clock: bool,
 }
 
 impl ZooKeeper {
+    pub fn new(clock: bool) -> ZooKeeper {
+        ZooKeeper {
+            clock,
+            ..ZooKeeper::default()
+        }
+    }
+
     fn node_err(&self, node: &Node, what: impl Into<String>) -> DbError {
         DbError::Node {
             system: SYSTEM,
@@ -224,12 +235,28 @@ impl Db for ZooKeeper {
     }
 
     fn start(&self, cluster: &Cluster, node: &Node) -> Result<(), DbError> {
-        daemon::start(
-            cluster.remote.as_ref(),
-            node,
-            &self.command(),
-            &self.daemon(),
-        )?;
+        let command = if self.clock {
+            // The offset file stays as the nemesis left it across restarts; the first
+            // start finds none, and a missing file would leave the clock unfaked.
+            let remote = cluster.remote.as_ref();
+            let lib = clock::library(remote, node)?;
+            let has_offset = remote
+                .exec(node, &Cmd::new(format!("[ -f {} ]", clock::OFFSET_FILE)))?
+                .success();
+            if !has_offset {
+                clock::set_offset(remote, node, 0)?;
+            }
+            clock::wrap(&lib, &self.command())
+        } else {
+            self.command()
+        };
+        daemon::start(cluster.remote.as_ref(), node, &command, &self.daemon())?;
+        Ok(())
+    }
+
+    /// Under libfaketime, when the run faults clocks: ZooKeeper's session expiry runs on the
+    /// JVM's monotonic clock, which the fault moves too.
+    fn clock_faults(&self) -> Result<(), String> {
         Ok(())
     }
 
