@@ -463,12 +463,8 @@ async fn a_waiter_that_cannot_withdraw_says_its_node_may_remain() {
         matches!(&r, Err(RecipeError::Stranded { .. })),
         "a failed withdrawal is not a clean timeout: {r:?}"
     );
-    assert_eq!(
-        children(&holder, "/locks/s").await.len(),
-        2,
-        "the node stayed, behind the holder"
-    );
-    // Ending the session takes the node with it, so the queue moves again.
+    // The node may still sit behind the holder (or its session may have expired already,
+    // on a slow machine); ending the session takes it away, so the queue moves again.
     proxy.set(Mode::Open);
     proxy.cut();
     waiter.close().await.ok();
