@@ -384,18 +384,90 @@ async fn a_request_in_flight_at_a_loss_is_indeterminate() {
     let err = pending.await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::ConnectionLoss, "{err}");
     assert!(!err.is_definite(), "it may have been applied (and was)");
-    let lost = match watch.try_fired() {
-        Some(result) => result,
-        None => watch.wait(WAIT).await.expect("resolved"),
-    };
-    let lost = lost.unwrap_err();
-    assert_eq!(
-        lost.kind,
-        ErrorKind::ConnectionLoss,
-        "watches fail with the connection"
-    );
     // The session resumes through the proxy, and reads the write it lost the answer of.
-    assert_eq!(retry(|| c.get_data("/x")).await.0, b"applied");
+    let (data, stat) = retry(|| c.get_data("/x")).await;
+    assert_eq!(data, b"applied");
+    // Its notification was cut with the held answer; the resumed session carried the
+    // watch back, and the server fired it for the change missed, before that read.
+    let fired = watch
+        .try_fired()
+        .expect("fired before the new value was read");
+    let event = fired.expect("a watch outlives its connection");
+    assert_eq!(event.kind, EventKind::NodeDataChanged);
+    assert_eq!(event.zxid, stat.mzxid);
+}
+
+/// Watches belong to a session: when its connection breaks, the client carries them to
+/// the next server, which fires those whose change the client missed while away and keeps
+/// the rest.
+#[tokio::test]
+async fn watches_outlive_their_connection_and_report_what_changed_while_away() {
+    let cluster = Cluster::start(3);
+    let mut proxies = vec![];
+    for addr in &cluster.clients {
+        proxies.push(Proxy::start(*addr).await);
+    }
+    let c = support::connect(proxies.iter().map(|p| p.addr).collect(), 8_000).await;
+    let observer = cluster.client(5_000).await;
+    for path in ["/changed", "/quiet", "/parent", "/doomed"] {
+        c.create(path, b"", &Acl::open(), CreateFlags::PERSISTENT)
+            .await
+            .unwrap();
+    }
+    let (_, _, changed) = c.get_data_watch("/changed").await.unwrap();
+    let (_, _, mut quiet) = c.get_data_watch("/quiet").await.unwrap();
+    let (_, _, parent) = c.get_children_watch("/parent").await.unwrap();
+    let (_, _, doomed) = c.get_data_watch("/doomed").await.unwrap();
+    let (absent, born) = c.exists_watch("/born").await.unwrap();
+    assert!(absent.is_none());
+    let session = c.session_id();
+
+    // Cut every connection and let no new one through while the tree changes.
+    for p in &proxies {
+        p.set(Mode::Frozen);
+        p.cut();
+    }
+    let away = c
+        .wait_for_state(|s| *s == ClientState::Connecting, WAIT)
+        .await;
+    assert!(away.is_some(), "the client noticed: {:?}", c.state());
+    observer.set_data("/changed", b"1", -1).await.unwrap();
+    let flags = CreateFlags::PERSISTENT;
+    observer
+        .create("/parent/kid", b"", &Acl::open(), flags)
+        .await
+        .unwrap();
+    observer.delete("/doomed", -1).await.unwrap();
+    observer
+        .create("/born", b"", &Acl::open(), flags)
+        .await
+        .unwrap();
+    for p in &proxies {
+        p.set(Mode::Open);
+    }
+
+    let expect = [
+        (changed, "/changed", EventKind::NodeDataChanged),
+        (parent, "/parent", EventKind::NodeChildrenChanged),
+        (born, "/born", EventKind::NodeCreated),
+        (doomed, "/doomed", EventKind::NodeDeleted),
+    ];
+    let mut last_zxid = 0;
+    for (watch, path, kind) in expect {
+        let event = watch.wait(WAIT).await.expect("fired").expect("not lost");
+        assert_eq!((event.path.as_str(), event.kind), (path, kind));
+        assert!(event.zxid >= last_zxid, "notifications in zxid order");
+        last_zxid = event.zxid;
+    }
+    assert_eq!(c.session_id(), session, "the session resumed");
+    assert!(
+        quiet.try_fired().is_none(),
+        "an unchanged node's watch waits"
+    );
+    observer.set_data("/quiet", b"now", -1).await.unwrap();
+    let event = quiet.wait(WAIT).await.expect("fired").expect("not lost");
+    assert_eq!(event.kind, EventKind::NodeDataChanged);
+    assert_eq!(c.get_data("/quiet").await.unwrap().1.mzxid, event.zxid);
 }
 
 #[tokio::test]

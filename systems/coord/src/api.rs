@@ -78,6 +78,10 @@ pub const MAX_MULTI_DATA_BYTES: usize = MAX_DATA_BYTES;
 /// Most entries in one ACL.
 pub const MAX_ACL_ENTRIES: usize = 16;
 
+/// Most paths in one `SetWatches`; a client holding more sends several (ZooKeeper splits
+/// at 128 KiB of paths).
+pub const MAX_SET_WATCHES_PATHS: usize = 1024;
+
 /// Longest ACL scheme or id, and longest `addAuth` credential, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
@@ -101,6 +105,7 @@ const TXN_ENVELOPE_BYTES: usize = 64 << 10;
 const _: () = assert!(MAX_TXN_BYTES + TXN_ENVELOPE_BYTES <= machine::MAX_RECORD_BYTES);
 const _: () = assert!(MAX_CHILDREN_PER_NODE * (MAX_PATH_BYTES + 8) < machine::MAX_MESSAGE_BYTES);
 const _: () = assert!(MAX_TREE_BYTES * 2 <= machine::MAX_BLOB_BYTES as u64);
+const _: () = assert!(MAX_SET_WATCHES_PATHS * (MAX_PATH_BYTES + 8) < machine::MAX_MESSAGE_BYTES);
 
 // ---------------------------------------------------------------------------------------
 // Requests
@@ -150,6 +155,34 @@ pub enum Request {
         scheme: String,
         auth: Vec<u8>,
     },
+    /// Carries a client's watches to the server it reconnected to (ZooKeeper's
+    /// `setWatches`): watches belong to a connection, and a session outlives its
+    /// connections.
+    SetWatches(SetWatchesRequest),
+}
+
+/// The watches a client still holds, and the newest state it had seen when its last
+/// connection broke. The server fires at once every watch whose change it has applied
+/// after `relative_zxid` (the client missed that notification), and registers the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetWatchesRequest {
+    pub relative_zxid: Zxid,
+    /// Data watches set by getData, or by exists on a node that existed.
+    pub data: Vec<String>,
+    /// Data watches set by exists on a node that did not exist: they wait for a create.
+    pub exist: Vec<String>,
+    /// Child watches, set by getChildren.
+    pub child: Vec<String>,
+}
+
+impl SetWatchesRequest {
+    pub fn len(&self) -> usize {
+        self.data.len() + self.exist.len() + self.child.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The writes a multi may also hold, as records shared by both (as ZooKeeper's
@@ -212,7 +245,8 @@ impl Request {
             Request::GetData { .. }
             | Request::Exists { .. }
             | Request::GetChildren { .. }
-            | Request::GetAcl { .. } => RequestKind::Read,
+            | Request::GetAcl { .. }
+            | Request::SetWatches(_) => RequestKind::Read,
             Request::Create(_)
             | Request::Delete(_)
             | Request::SetData(_)
@@ -431,6 +465,7 @@ pub enum Reply {
         stat: Stat,
     },
     AddAuth,
+    SetWatches,
 }
 
 /// The outcome of one op of a multi.

@@ -451,6 +451,7 @@ fn describe(request: &Request) -> String {
         Request::GetAcl { .. } => "get_acl",
         Request::SetAcl { .. } => "set_acl",
         Request::AddAuth { scheme, .. } => return format!("add_auth {scheme}"),
+        Request::SetWatches(w) => return format!("set_watches of {}", w.len()),
     };
     format!("{name} {}", request_path(request).unwrap_or(""))
 }
@@ -466,7 +467,7 @@ fn request_path(request: &Request) -> Option<&str> {
         | Request::Sync { path }
         | Request::GetAcl { path }
         | Request::SetAcl { path, .. } => Some(path),
-        Request::Multi { .. } | Request::AddAuth { .. } => None,
+        Request::Multi { .. } | Request::AddAuth { .. } | Request::SetWatches(_) => None,
     }
 }
 

@@ -440,6 +440,26 @@ impl CoordServer {
                 return;
             };
             let msg = match head {
+                Pending::Read {
+                    xid,
+                    request: Request::SetWatches(set),
+                } => {
+                    let result =
+                        match tree::set_watches(&self.tree, &mut self.watches, &client, set) {
+                            Ok(fired) => {
+                                for event in fired {
+                                    out.reply(client, ServerMsg::Watch { event });
+                                }
+                                Ok(Reply::SetWatches)
+                            }
+                            Err(code) => Err(code),
+                        };
+                    ServerMsg::Reply {
+                        xid: *xid,
+                        zxid,
+                        result,
+                    }
+                }
                 Pending::Read { xid, request } => {
                     let result =
                         tree::read(&self.tree, &mut self.watches, &client, &conn.auth, request);

@@ -50,7 +50,7 @@ pub use data_tree::Tree;
 pub use node::{Node, PersistedStat};
 pub use outstanding::Outstanding;
 pub use prepare::{prepare, prepare_close_session, prepare_create_session, Cleanup};
-pub use read::read;
+pub use read::{read, set_watches};
 pub use snapshot::{SnapshotError, SNAPSHOT_FORMAT};
 pub use txn::{
     CheckTxn, CreateTxn, DeleteTxn, MultiTxnOp, SetAclTxn, SetDataTxn, Txn, TxnOp, TxnOpRef,

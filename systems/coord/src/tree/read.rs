@@ -11,7 +11,10 @@
 use super::acl;
 use super::data_tree::Tree;
 use super::watch::{WatchType, Watches};
-use crate::api::{validate_path, Acl, ErrorCode, Id, Perms, Reply, Request, Stat};
+use crate::api::{
+    validate_path, Acl, ErrorCode, EventKind, Id, Perms, Reply, Request, SetWatchesRequest, Stat,
+    WatchEvent, Zxid, MAX_SET_WATCHES_PATHS,
+};
 
 impl Tree {
     /// The node's data and Stat, if `auth` may READ it.
@@ -49,7 +52,8 @@ impl Tree {
 /// Answers a read request (`Request::kind() == Read`) from `tree` for a connection holding
 /// identities `auth`, registering `watcher` as asked. A watch is set only if the read
 /// succeeds, except that exists sets it on a missing node too. Other requests get
-/// `BadArguments`.
+/// `BadArguments`, `SetWatches` too: it answers with events besides its reply
+/// ([`set_watches`]).
 pub fn read<W: Ord + Clone>(
     tree: &Tree,
     watches: &mut Watches<W>,
@@ -79,6 +83,68 @@ pub fn read<W: Ord + Clone>(
         }
         _ => Err(ErrorCode::BadArguments),
     }
+}
+
+/// Carries a reconnected client's watches to this server (ZooKeeper's
+/// `DataTree.setWatches`): each watch whose change this server applied after
+/// `relative_zxid`, the newest state the client had seen, fires now, since its notification
+/// was lost with the old connection; the others are registered. Returns the events to send
+/// before the answer, in zxid order, as the client expects notifications.
+///
+/// A fired event carries the zxid of the latest change it reports (a data watch: the
+/// node's mzxid; a child watch: its pzxid), or, for a node gone, this server's last zxid:
+/// the deletion's own zxid is not kept, and an upper bound keeps the client's order.
+pub fn set_watches<W: Ord + Clone>(
+    tree: &Tree,
+    watches: &mut Watches<W>,
+    watcher: &W,
+    request: &SetWatchesRequest,
+) -> Result<Vec<WatchEvent>, ErrorCode> {
+    if request.len() > MAX_SET_WATCHES_PATHS {
+        return Err(ErrorCode::BadArguments);
+    }
+    let all = request
+        .data
+        .iter()
+        .chain(&request.exist)
+        .chain(&request.child);
+    for path in all {
+        validate_path(path)?;
+    }
+    let since = request.relative_zxid;
+    let gone = tree.last_zxid();
+    let mut fired = Vec::new();
+    let mut fire = |path: &str, kind: EventKind, zxid: Zxid| {
+        fired.push(WatchEvent {
+            path: path.to_string(),
+            kind,
+            zxid,
+        });
+    };
+    for path in &request.data {
+        match tree.stat(path) {
+            None => fire(path, EventKind::NodeDeleted, gone),
+            Some(s) if s.mzxid > since => fire(path, EventKind::NodeDataChanged, s.mzxid),
+            Some(_) => watches.add(WatchType::Data, path, watcher.clone())?,
+        }
+    }
+    for path in &request.exist {
+        match tree.stat(path) {
+            Some(s) => fire(path, EventKind::NodeCreated, s.mzxid),
+            None => watches.add(WatchType::Data, path, watcher.clone())?,
+        }
+    }
+    for path in &request.child {
+        match tree.stat(path) {
+            None => fire(path, EventKind::NodeDeleted, gone),
+            Some(s) if s.pzxid > since => fire(path, EventKind::NodeChildrenChanged, s.pzxid),
+            Some(_) => watches.add(WatchType::Child, path, watcher.clone())?,
+        }
+    }
+    // A node gone fires its data and child watches with one event, as a live delete does.
+    fired.sort_by(|a, b| (a.zxid, &a.path, a.kind).cmp(&(b.zxid, &b.path, b.kind)));
+    fired.dedup();
+    Ok(fired)
 }
 
 fn register<W: Ord + Clone>(

@@ -2,8 +2,8 @@
 //! (ZooKeeper's `WatchManager`, two of them: `dataWatches` and `childWatches`).
 //!
 //! Watches are not replicated: a server registers them as it answers reads and fires them
-//! as it applies transactions. If the client moves to another server, it re-registers
-//! them there (ZooKeeper's `setWatches` on reconnect, the client's business).
+//! as it applies transactions. If the client moves to another server, it carries them
+//! there ([`set_watches`](super::set_watches), ZooKeeper's `setWatches` on reconnect).
 //!
 //! Which read sets which watch (see [`read`](super::read())):
 //! - getData and exists set a *data* watch; exists sets it even on a missing node, which

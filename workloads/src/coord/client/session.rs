@@ -8,17 +8,18 @@
 //! answers, and are dispatched in that order (see [`super::watch`]).
 //!
 //! On a broken connection every request in flight fails with `ConnectionLoss` (it may or
-//! may not have been applied) and every watch with it too; the task then tries the servers
-//! in turn, resuming the session with the newest zxid it has seen so that it never sees an
-//! older state. Requests made meanwhile wait, in a bounded backlog, for the next
-//! connection. A server answering `SessionExpired` ends the session for good.
+//! may not have been applied); the task then tries the servers in turn, resuming the
+//! session with the newest zxid it has seen so that it never sees an older state, and
+//! carries its watches to the new server before anything else (see [`super::watch`]).
+//! Requests made meanwhile wait, in a bounded backlog, for the next connection. A server
+//! answering `SessionExpired` ends the session for good.
 
 use super::conn::{self, AttemptError, Conn, Granted, Hello};
 use super::error::ErrorKind;
 use super::options::{ConnectOptions, MAX_BACKOFF_MS, MIN_BACKOFF_MS};
 use super::watch::{WatchKind, WatchResult, WatchTable};
 use super::CoordError;
-use coord::api::{Reply, Request, SessionId, Zxid};
+use coord::api::{Reply, Request, SessionId, SetWatchesRequest, Zxid};
 use coord::server::proto::{ClientMsg, ServerMsg};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -110,7 +111,8 @@ impl Shared {
 struct InFlight {
     xid: u64,
     watch: Option<WatchReg>,
-    reply: oneshot::Sender<Result<Answer, Failure>>,
+    /// None for the task's own `SetWatches`.
+    reply: Option<oneshot::Sender<Result<Answer, Failure>>>,
 }
 
 /// How serving one connection ended.
@@ -138,6 +140,12 @@ pub(crate) struct SessionTask {
     /// Every handle has been dropped: close the session.
     orphaned: bool,
     watches: WatchTable,
+    /// While the watches are being carried to a new server: the zxid they are carried
+    /// with, and how many `SetWatches` await their answer. A connection lost meanwhile
+    /// carries them again from the same zxid, not from what the new server granted.
+    carrying: Option<(Zxid, usize)>,
+    /// `SetWatches` to send first on the next connection.
+    carry: Vec<SetWatchesRequest>,
     next_xid: u64,
 }
 
@@ -160,6 +168,8 @@ impl SessionTask {
             closing: None,
             orphaned: false,
             watches: WatchTable::default(),
+            carrying: None,
+            carry: Vec::new(),
             next_xid: 1,
         }
     }
@@ -231,11 +241,17 @@ impl SessionTask {
             drop(conn);
             match ended {
                 Ended::Lost(_why) if self.closing.is_none() && !self.orphaned => {
+                    let seen = match self.carrying {
+                        Some((since, _)) => since,
+                        None => self.shared.last_zxid(),
+                    };
                     self.lost(addr);
                     match self.reconnect().await {
                         Ok(next) => conn = next,
                         Err(end) => return self.finish(end, Some(addr)),
                     }
+                    self.carry = self.watches.carry(seen);
+                    self.carrying = (!self.carry.is_empty()).then_some((seen, self.carry.len()));
                 }
                 Ended::Lost(_) => return self.finish(Ended::Closed, Some(addr)),
                 end => return self.finish(end, Some(addr)),
@@ -246,6 +262,11 @@ impl SessionTask {
     /// Serves one connection: sends what callers ask, matches answers, pings, and notices
     /// a server gone silent.
     async fn serve(&mut self, conn: &mut Conn) -> Ended {
+        for set in std::mem::take(&mut self.carry) {
+            if let Err(why) = self.send_set_watches(conn, set).await {
+                return Ended::Lost(why);
+            }
+        }
         while let Some(p) = self.backlog.pop_front() {
             if let Err(why) = self.send_op(conn, p).await {
                 return Ended::Lost(why);
@@ -320,7 +341,26 @@ impl SessionTask {
         self.in_flight.push_back(InFlight {
             xid,
             watch: p.watch,
-            reply: p.reply,
+            reply: Some(p.reply),
+        });
+        self.write(conn, &msg).await
+    }
+
+    /// Sends the task's own `SetWatches`, ahead of every caller's request.
+    async fn send_set_watches(
+        &mut self,
+        conn: &mut Conn,
+        set: SetWatchesRequest,
+    ) -> Result<(), String> {
+        let xid = self.take_xid();
+        let msg = ClientMsg::Op {
+            xid,
+            request: Request::SetWatches(set),
+        };
+        self.in_flight.push_back(InFlight {
+            xid,
+            watch: None,
+            reply: None,
         });
         self.write(conn, &msg).await
     }
@@ -376,10 +416,15 @@ impl SessionTask {
         }
         let f = self.in_flight.pop_front().expect("checked above");
         self.shared.saw(zxid);
+        let Some(reply_to) = f.reply else {
+            self.carried(result, server);
+            return Ok(());
+        };
         let answer = match result {
             Ok(reply) => {
                 if let Some(w) = f.watch {
-                    self.watches.register(w.kind, w.path, w.tx, server);
+                    let absent = matches!(reply, Reply::Exists { stat: None });
+                    self.watches.register(w.kind, w.path, absent, w.tx, server);
                 }
                 Ok(Answer {
                     reply,
@@ -392,21 +437,35 @@ impl SessionTask {
                 server: Some(server),
             }),
         };
-        let _ = f.reply.send(answer);
+        let _ = reply_to.send(answer);
         Ok(())
     }
 
-    /// A connection to `server` broke: what was in flight there, and every watch, fails.
+    /// A `SetWatches` was answered. If the server refused it, the watches it carried
+    /// cannot be trusted to fire: they fail, and their callers read again.
+    fn carried(&mut self, result: Result<Reply, coord::api::ErrorCode>, server: SocketAddr) {
+        if let Err(code) = result {
+            self.watches.fail_all(|path| {
+                CoordError::new(
+                    format!("watch {path}"),
+                    Some(server),
+                    ErrorKind::Server(code),
+                )
+            });
+            self.carrying = None;
+            return;
+        }
+        self.carrying = match self.carrying {
+            Some((since, n)) if n > 1 => Some((since, n - 1)),
+            _ => None,
+        };
+    }
+
+    /// A connection to `server` broke: what was in flight there fails; the watches wait
+    /// for the next server.
     fn lost(&mut self, server: SocketAddr) {
         self.shared.state.send_replace(ClientState::Connecting);
         self.fail_in_flight(ErrorKind::ConnectionLoss, Some(server));
-        self.watches.fail_all(|path| {
-            CoordError::new(
-                format!("watch {path}"),
-                Some(server),
-                ErrorKind::ConnectionLoss,
-            )
-        });
     }
 
     fn fail_in_flight(&mut self, kind: ErrorKind, server: Option<SocketAddr>) {
@@ -415,7 +474,9 @@ impl SessionTask {
                 kind: kind.clone(),
                 server,
             };
-            let _ = f.reply.send(Err(failure));
+            if let Some(reply) = f.reply {
+                let _ = reply.send(Err(failure));
+            }
         }
     }
 

@@ -8,14 +8,18 @@
 //! the watch that change fired has already resolved: ZooKeeper's "a client sees the
 //! notification before the new value".
 //!
-//! Server-side watches belong to a connection. When it breaks, the client fails every
-//! pending watch with `ConnectionLoss` rather than pretend it still holds: the caller
-//! reads again (setting a new watch) and compares with what it saw.
+//! Server-side watches belong to a connection, but a session outlives its connections.
+//! When one breaks, the client keeps its watches pending and, once the session resumes on
+//! another server, carries them there with `SetWatches` and the newest zxid it had seen
+//! (ZooKeeper's client does the same). That server fires at once the watches whose
+//! change the client missed and registers the rest, before it answers anything else the
+//! client sent after. A watch fails only with its session (`SessionExpired`, `Closed`),
+//! or with `ConnectionLoss` if the new server refuses to take it back.
 
 use super::error::{CoordError, ErrorKind};
 use super::options::MAX_WATCHES;
-use coord::api::{EventKind, WatchEvent};
-use std::collections::HashMap;
+use coord::api::{EventKind, SetWatchesRequest, WatchEvent, Zxid, MAX_SET_WATCHES_PATHS};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,7 +32,7 @@ pub type WatchResult = Result<WatchEvent, CoordError>;
 
 /// Which reads set which watch: getData and exists set a data watch, getChildren a
 /// child watch (as the server's `WatchType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WatchKind {
     Data,
     Child,
@@ -109,16 +113,21 @@ impl Future for Watch {
 #[derive(Debug, Default)]
 pub(crate) struct WatchTable {
     by_path: HashMap<(WatchKind, String), Vec<oneshot::Sender<WatchResult>>>,
+    /// Data watches whose node did not exist when last set (by exists): on another server
+    /// they wait for a create, not for a change.
+    absent: HashSet<String>,
     count: usize,
 }
 
 impl WatchTable {
     /// Adds a registration the server has just confirmed. Beyond [`MAX_WATCHES`] live
     /// ones the watch resolves at once with `QuotaExceeded`, as the server would refuse it.
+    /// `absent`: set by exists on a node that did not exist.
     pub fn register(
         &mut self,
         kind: WatchKind,
         path: String,
+        absent: bool,
         tx: oneshot::Sender<WatchResult>,
         server: SocketAddr,
     ) {
@@ -134,8 +143,41 @@ impl WatchTable {
             )));
             return;
         }
+        if kind == WatchKind::Data {
+            if absent {
+                self.absent.insert(path.clone());
+            } else {
+                self.absent.remove(&path);
+            }
+        }
         self.by_path.entry((kind, path)).or_default().push(tx);
         self.count += 1;
+    }
+
+    /// What to carry to the next server, in requests of at most [`MAX_SET_WATCHES_PATHS`]
+    /// paths: every watch still wanted, and `relative_zxid`, the newest zxid seen.
+    pub fn carry(&mut self, relative_zxid: Zxid) -> Vec<SetWatchesRequest> {
+        self.prune();
+        let mut all: Vec<(WatchKind, &String)> =
+            self.by_path.keys().map(|(k, p)| (*k, p)).collect();
+        all.sort();
+        let mut out = Vec::new();
+        for chunk in all.chunks(MAX_SET_WATCHES_PATHS) {
+            let mut req = SetWatchesRequest {
+                relative_zxid,
+                ..SetWatchesRequest::default()
+            };
+            for &(kind, path) in chunk {
+                let list = match kind {
+                    WatchKind::Child => &mut req.child,
+                    WatchKind::Data if self.absent.contains(path) => &mut req.exist,
+                    WatchKind::Data => &mut req.data,
+                };
+                list.push(path.clone());
+            }
+            out.push(req);
+        }
+        out
     }
 
     /// Forgets the registrations whose callers dropped their [`Watch`].
@@ -144,6 +186,9 @@ impl WatchTable {
             txs.retain(|tx| !tx.is_closed());
             !txs.is_empty()
         });
+        let by_path = &self.by_path;
+        self.absent
+            .retain(|p| by_path.contains_key(&(WatchKind::Data, p.clone())));
         self.count = self.by_path.values().map(Vec::len).sum();
     }
 
@@ -154,6 +199,9 @@ impl WatchTable {
                 continue;
             }
             if let Some(txs) = self.by_path.remove(&(kind, event.path.clone())) {
+                if kind == WatchKind::Data {
+                    self.absent.remove(&event.path);
+                }
                 self.count -= txs.len();
                 for tx in txs {
                     let _ = tx.send(Ok(event.clone()));
@@ -169,6 +217,7 @@ impl WatchTable {
                 let _ = tx.send(Err(error(&path)));
             }
         }
+        self.absent.clear();
         self.count = 0;
     }
 
@@ -195,11 +244,11 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut table = WatchTable::default();
         let (mut d1, tx) = Watch::new("/a");
-        table.register(WatchKind::Data, "/a".into(), tx, addr);
+        table.register(WatchKind::Data, "/a".into(), false, tx, addr);
         let (mut d2, tx) = Watch::new("/a");
-        table.register(WatchKind::Data, "/a".into(), tx, addr);
+        table.register(WatchKind::Data, "/a".into(), false, tx, addr);
         let (mut c, tx) = Watch::new("/a");
-        table.register(WatchKind::Child, "/a".into(), tx, addr);
+        table.register(WatchKind::Child, "/a".into(), false, tx, addr);
         assert_eq!(table.len(), 3);
 
         table.fire(&event("/a", EventKind::NodeChildrenChanged));
@@ -217,11 +266,54 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_connection_fails_every_pending_watch() {
+    fn held_watches_are_carried_by_kind_in_bounded_requests() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut table = WatchTable::default();
+        let mut kept = Vec::new();
+        let reg = |table: &mut WatchTable, kind, path: &str, absent| {
+            let (w, tx) = Watch::new(path);
+            table.register(kind, path.into(), absent, tx, addr);
+            w
+        };
+        kept.push(reg(&mut table, WatchKind::Data, "/d", false));
+        kept.push(reg(&mut table, WatchKind::Data, "/e", true));
+        kept.push(reg(&mut table, WatchKind::Child, "/d", false));
+        drop(reg(&mut table, WatchKind::Data, "/dropped", false));
+        let reqs = table.carry(42);
+        assert_eq!(reqs.len(), 1);
+        let r = &reqs[0];
+        assert_eq!(r.relative_zxid, 42);
+        assert_eq!(
+            (r.data.clone(), r.exist.clone()),
+            (vec!["/d".to_string()], vec!["/e".to_string()])
+        );
+        assert_eq!(
+            r.child,
+            vec!["/d".to_string()],
+            "a watch no caller waits for is not carried"
+        );
+        // Once the node exists and is watched by getData, it waits for a change.
+        kept.push(reg(&mut table, WatchKind::Data, "/e", false));
+        assert_eq!(
+            table.carry(43)[0].data,
+            vec!["/d".to_string(), "/e".to_string()]
+        );
+        for i in 0..MAX_SET_WATCHES_PATHS {
+            kept.push(reg(&mut table, WatchKind::Child, &format!("/c{i}"), false));
+        }
+        let reqs = table.carry(44);
+        assert_eq!(
+            reqs.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            [MAX_SET_WATCHES_PATHS, 3]
+        );
+    }
+
+    #[test]
+    fn failing_all_fails_every_pending_watch() {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut table = WatchTable::default();
         let (mut w, tx) = Watch::new("/b");
-        table.register(WatchKind::Child, "/b".into(), tx, addr);
+        table.register(WatchKind::Child, "/b".into(), false, tx, addr);
         table.fail_all(|p| CoordError::new(format!("watch {p}"), None, ErrorKind::ConnectionLoss));
         let err = w.try_fired().unwrap().unwrap_err();
         assert_eq!(err.kind, ErrorKind::ConnectionLoss);
