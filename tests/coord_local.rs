@@ -184,3 +184,136 @@ fn acknowledging_before_fsync_loses_writes_on_a_slow_disk() {
         ],
     );
 }
+
+/// Node 3 falls behind in a partition; the leader (node 1 or 2) is killed; the partition
+/// heals, so that node 3 and the one node left hold an election that node 3, lacking
+/// writes the other holds, must lose. Without history in the vote (`--bug stale-leader`)
+/// the highest id wins, and the writes node 3 lacks are truncated away.
+const STALE_LEADER_SCRIPT: &str = r#"# the scenario of a stale leader
+{"at_s": 1.5, "f": "start-partition", "value": {"grudge": {"n1": ["n3"], "n2": ["n3"], "n3": ["n1", "n2"]}}}
+{"at_s": 4, "f": "start-kill", "value": {"targets": "primaries"}}
+{"at_s": 4.5, "f": "stop-partition"}
+{"at_s": 7, "f": "stop-kill"}
+"#;
+
+fn write_script(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = store(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("script.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const SCRIPTED_LOAD: [&str; 6] = ["--time-limit", "10", "--rate", "200", "--concurrency", "10"];
+
+/// The nemesis invokes of a run, as (f, value).
+fn faults_played(run: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+    history(run)
+        .into_iter()
+        .filter(|op| op["process"] == "nemesis" && op["type"] == "invoke")
+        .map(|op| (op["f"].as_str().unwrap().to_string(), op["value"].clone()))
+        .collect()
+}
+
+#[test]
+fn a_leader_elected_without_the_newest_history_is_caught_by_a_scripted_nemesis() {
+    let script = write_script("coord-stale-leader-script", STALE_LEADER_SCRIPT);
+    let mut args = SCRIPTED_LOAD.to_vec();
+    args.extend_from_slice(&["--nemesis-script", script.to_str().unwrap()]);
+    args.extend_from_slice(&["--bug", "stale-leader"]);
+    bug_run("coord-stale-leader", &args);
+}
+
+#[test]
+fn a_scripted_nemesis_runs_on_time_and_a_history_replays_its_faults() {
+    let script = write_script("coord-script", STALE_LEADER_SCRIPT);
+    let mut args = SCRIPTED_LOAD.to_vec();
+    args.extend_from_slice(&["--nemesis-script", script.to_str().unwrap()]);
+    let (out, store) = run("coord-scripted", &args);
+    let shown = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "without the bug: {shown}");
+    let first = run_dir(&store);
+    assert_eq!(
+        std::fs::read_to_string(first.join("nemesis-script.jsonl")).unwrap(),
+        STALE_LEADER_SCRIPT,
+        "the run keeps the script it played"
+    );
+    let ops = history(&first);
+    let invokes: Vec<&serde_json::Value> = ops
+        .iter()
+        .filter(|op| op["process"] == "nemesis" && op["type"] == "invoke")
+        .collect();
+    let at: Vec<(&str, f64)> = invokes
+        .iter()
+        .map(|op| {
+            (
+                op["f"].as_str().unwrap(),
+                op["time"].as_f64().unwrap() / 1e9,
+            )
+        })
+        .collect();
+    let due = [1.5, 4.0, 4.5, 7.0];
+    for ((f, t), due_s) in at.iter().zip(due) {
+        assert!(
+            *t >= due_s && *t < due_s + 1.0,
+            "{f} at {t} s, due at {due_s} s"
+        );
+    }
+    let killed = ops
+        .iter()
+        .find(|op| op["f"] == "start-kill" && op["type"] == "ok")
+        .expect("the kill completed");
+    let node = killed["value"]["nodes"][0].as_str().unwrap();
+    assert!(
+        node == "n1" || node == "n2",
+        "the leader, not isolated n3: {killed}"
+    );
+
+    let history = first.join("history.jsonl");
+    let mut args = SCRIPTED_LOAD.to_vec();
+    args.extend_from_slice(&["--nemesis-script", history.to_str().unwrap()]);
+    let (out, store) = run("coord-replayed", &args);
+    let shown = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "the replay: {shown}");
+    assert_eq!(faults_played(&run_dir(&store)), faults_played(&first));
+}
+
+#[test]
+fn bad_nemesis_scripts_are_refused_with_the_line_and_the_problem() {
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "{\"at_s\": 1, \"f\": \"start-flood\"}\n",
+            &[],
+            "script.jsonl:1: unknown fault op \"start-flood\"",
+        ),
+        (
+            "{\"at_s\": 1, \"f\": \"start-kill\", \"value\": {\"nodes\": [\"n9\"]}}\n",
+            &[],
+            "names node \"n9\", which is not one of n1, n2, n3",
+        ),
+        (
+            "{\"at_s\": 30, \"f\": \"start-kill\"}\n",
+            &[],
+            "(start-kill at 30.000 s) is not before the time limit (2.000 s)",
+        ),
+        (
+            "{\"at_s\": 1, \"f\": \"start-kill\"}\n",
+            &["--nemesis", "kill"],
+            "leave out --nemesis",
+        ),
+    ];
+    for (i, (script, extra, expected)) in cases.into_iter().enumerate() {
+        let path = write_script(&format!("coord-bad-script-{i}"), script);
+        let mut args = vec![
+            "--time-limit",
+            "2",
+            "--nemesis-script",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (out, _) = run(&format!("coord-bad-script-run-{i}"), &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{script}: {err}");
+        assert!(err.contains(expected), "{script}: {err}");
+    }
+}

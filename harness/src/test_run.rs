@@ -22,6 +22,7 @@ use crate::lazyfs::DEFAULT_MAX_DIRTY_MIB;
 use crate::nemesis::disk::{self, DiskMode};
 use crate::nemesis::exec::Executor;
 use crate::nemesis::schedule::{self, Plan};
+use crate::nemesis::script::Script;
 use crate::nemesis::{self as nemesis_mod, FaultClass};
 use crate::runlog;
 use crate::runner::{self, Hooks, Live, RunConfig};
@@ -70,6 +71,11 @@ pub struct TestArgs {
     /// Seconds between a fault class's start and stop (each period is 0.5–1.5 times this).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub nemesis_interval: f64,
+    /// Faults at written times instead of drawn ones: JSON lines such as
+    /// {"at_s": 2, "f": "start-kill", "value": {"targets": "primaries"}}. A stored run's
+    /// history.jsonl replays that run's faults. Replaces --nemesis.
+    #[arg(long, value_name = "FILE")]
+    pub nemesis_script: Option<PathBuf>,
     /// What the disk fault class may do, comma-separated: lose-unsynced (drop writes never
     /// fsynced, on the lazy filesystem), truncate-tail and corrupt-tail (damage the end of
     /// the newest write-ahead log).
@@ -192,6 +198,21 @@ pub enum BackendArg {
     Docker,
 }
 
+/// Where a run keeps a copy of its `--nemesis-script`.
+const SCRIPT_COPY: &str = "nemesis-script.jsonl";
+
+/// The fault classes the run injects: its script's, or `--nemesis`.
+fn fault_classes(args: &TestArgs) -> Result<Vec<FaultClass>, String> {
+    let Some(path) = &args.nemesis_script else {
+        return nemesis_mod::parse_classes(&args.nemesis);
+    };
+    if nemesis_mod::parse_classes(&args.nemesis)?.is_empty() {
+        Ok(Script::load(path)?.classes())
+    } else {
+        Err("--nemesis-script sets the faults and when: leave out --nemesis".into())
+    }
+}
+
 /// A problem with the arguments: exit 254, not 255.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -311,7 +332,7 @@ fn validate(args: &TestArgs) -> Result<(), BadArgs> {
     args.txn_shape()
         .validate(&args.system, &args.workload)
         .map_err(BadArgs)?;
-    let classes = nemesis_mod::parse_classes(&args.nemesis).map_err(BadArgs)?;
+    let classes = fault_classes(args).map_err(BadArgs)?;
     if args.workload == "recovery" && !classes.contains(&FaultClass::Kill) {
         return bad(
             "the recovery workload is about crashes during commit: run it with a nemesis \
@@ -496,12 +517,12 @@ fn run_in_dir(
         replication: args.replication.clone(),
         no_read_sets: args.no_read_sets,
         read_phase_ms: args.read_phase_ms,
-        clock_faults: nemesis_mod::parse_classes(&args.nemesis)
+        clock_faults: fault_classes(args)
             .expect("validated")
             .contains(&FaultClass::Clock),
     };
     let db = db::by_name(&args.system, &options).expect("validated");
-    let classes = nemesis_mod::parse_classes(&args.nemesis).expect("validated");
+    let classes = fault_classes(args).expect("validated");
     let target = crate::workload::Target::of_system(&args.system)?;
     let workload = match args.isolation.as_deref() {
         Some(level) => Workload::postgres(&args.workload, level, args.op_timeout_ms, target)?,
@@ -563,8 +584,25 @@ fn run_in_dir(
         net,
         journal,
     };
+    let script = match &args.nemesis_script {
+        Some(path) => {
+            let limit_ns = (args.time_limit * 1e9) as u64;
+            let names = deployment.cluster.names();
+            let script = Script::load(path)
+                .and_then(|s| {
+                    s.fit(limit_ns, &names)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                })
+                .map_err(|e| BadArgs(format!("--nemesis-script {e}")))?;
+            // The run keeps the faults it played, as it keeps its seed.
+            std::fs::copy(path, run.path.join(SCRIPT_COPY))?;
+            Some(script)
+        }
+        None => None,
+    };
     let plan = Plan {
         classes,
+        script,
         nodes: deployment.cluster.names(),
         interval_ns: (args.nemesis_interval * 1e9) as u64,
         time_limit_ns: (args.time_limit * 1e9) as u64,
@@ -973,7 +1011,7 @@ fn deploy_and_drive(
 
 /// The whole schedule: the workload with the nemesis until the time limit, every fault
 /// healed, a quiet period, then the final reads.
-fn test_generator(args: &TestArgs, workload: &Workload, plan: Plan) -> Gen {
+fn test_generator(args: &TestArgs, workload: &Workload, mut plan: Plan) -> Gen {
     let mean_interval_ns = (1e9 / args.rate) as u64;
     let ops = match workload.per_worker_ops() {
         // Each worker at its share of the rate.
@@ -988,7 +1026,11 @@ fn test_generator(args: &TestArgs, workload: &Workload, plan: Plan) -> Gen {
     let main = if no_faults {
         clients
     } else {
-        generator::clients_and_nemesis(clients, generator::relative(schedule::schedule(plan)))
+        let nemesis = match plan.script.take() {
+            Some(script) => script.generator(),
+            None => schedule::schedule(plan),
+        };
+        generator::clients_and_nemesis(clients, generator::relative(nemesis))
     };
     // The setup (initial state) runs before any fault, so that it cannot fail by them.
     let mut phases: Vec<Gen> = workload.setup().into_iter().collect();

@@ -8,6 +8,7 @@
 pub mod disk;
 pub mod exec;
 pub mod schedule;
+pub mod script;
 
 use std::fmt;
 

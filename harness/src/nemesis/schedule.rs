@@ -23,6 +23,8 @@ const SCHEDULE_SALT: u64 = 0x6e65_6d65_7369_7321;
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub classes: Vec<FaultClass>,
+    /// Faults at written times; when given, the schedule below is not drawn.
+    pub script: Option<super::script::Script>,
     pub nodes: Vec<String>,
     pub interval_ns: u64,
     /// No fault starts after this; every active one stops here.
@@ -229,6 +231,7 @@ mod tests {
     fn plan(classes: Vec<FaultClass>, seed: u64) -> Plan {
         Plan {
             classes,
+            script: None,
             nodes: (1..=5).map(|i| format!("n{i}")).collect(),
             interval_ns: 1_000,
             time_limit_ns: 20_000,
