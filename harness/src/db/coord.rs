@@ -192,7 +192,7 @@ pub fn segment_tail(bytes: &[u8], file: &Path) -> Result<LogTail, String> {
             file.display()
         ));
     }
-    let (mut end, mut last) = (SEGMENT_HEADER_BYTES, None);
+    let (mut end, mut last, mut starts) = (SEGMENT_HEADER_BYTES, None, Vec::new());
     while end + FRAME_HEADER_BYTES <= len {
         let at = end as usize;
         let payload = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as u64;
@@ -201,6 +201,7 @@ pub fn segment_tail(bytes: &[u8], file: &Path) -> Result<LogTail, String> {
             break;
         }
         last = Some(end);
+        starts.push(end);
         end = next;
     }
     let last_record = last.ok_or_else(|| format!("{}: no records", file.display()))?;
@@ -211,6 +212,7 @@ pub fn segment_tail(bytes: &[u8], file: &Path) -> Result<LogTail, String> {
         last_record,
         file_len: len,
         tail: bytes[from..end as usize].to_vec(),
+        boundaries: LogTail::starts_in_tail(end, &starts),
     })
 }
 

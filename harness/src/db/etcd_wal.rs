@@ -29,7 +29,7 @@ pub enum WalError {
 }
 
 /// Where a segment's records end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordsEnd {
     /// Just past the last whole frame.
     pub end: u64,
@@ -38,6 +38,8 @@ pub struct RecordsEnd {
     pub records: u64,
     /// Something that is not zero fill follows the records (a torn or damaged frame).
     pub torn: bool,
+    /// Where each whole frame starts.
+    pub starts: Vec<u64>,
 }
 
 /// Walks the frames of a segment from its start.
@@ -48,6 +50,7 @@ pub fn records_end(bytes: &[u8]) -> RecordsEnd {
         last_record: 0,
         records: 0,
         torn: false,
+        starts: Vec::new(),
     };
     while at.end + 8 <= len {
         let start = at.end as usize;
@@ -68,6 +71,7 @@ pub fn records_end(bytes: &[u8]) -> RecordsEnd {
             return at;
         }
         at.last_record = at.end;
+        at.starts.push(at.end);
         at.end += frame;
         at.records += 1;
     }
@@ -115,6 +119,7 @@ pub fn read_tail(local: &Path, file: &Path) -> Result<LogTail, WalError> {
         last_record: end.last_record,
         file_len,
         tail: bytes[from..end.end as usize].to_vec(),
+        boundaries: LogTail::starts_in_tail(end.end, &end.starts),
     })
 }
 
@@ -155,7 +160,8 @@ mod tests {
                 end,
                 last_record: second,
                 records: 2,
-                torn: false
+                torn: false,
+                starts: vec![0, second],
             }
         );
         assert_eq!(end % 8, 0, "frames are 8-byte aligned");

@@ -236,6 +236,17 @@ pub struct LogTail {
     pub file_len: u64,
     /// The bytes just before `records_end`, up to [`MAX_TAIL_BYTES`].
     pub tail: Vec<u8>,
+    /// Where records start within `tail`'s span, as file offsets: a cut there would leave
+    /// a log that looks whole, only shorter.
+    pub boundaries: Vec<u64>,
+}
+
+impl LogTail {
+    /// The record starts among `starts` that lie within the span `tail` covers.
+    pub fn starts_in_tail(records_end: u64, starts: &[u64]) -> Vec<u64> {
+        let from = records_end.saturating_sub(MAX_TAIL_BYTES as u64);
+        starts.iter().copied().filter(|&s| s >= from).collect()
+    }
 }
 
 /// Most bytes of a log's tail a fault may damage.

@@ -42,13 +42,13 @@ pub fn newest_log<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
         .map(|(_, n)| n)
 }
 
-/// Where `bytes`' whole records end, and where the last one starts.
-pub fn records_end(bytes: &[u8], file: &Path) -> Result<(u64, u64), TxnLogError> {
+/// Where `bytes`' whole records end, and where each starts.
+pub fn records_end(bytes: &[u8], file: &Path) -> Result<(u64, Vec<u64>), TxnLogError> {
     let name = || file.display().to_string();
     if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
         return Err(TxnLogError::NotALog { file: name() });
     }
-    let (mut end, mut last) = (HEADER_BYTES, None);
+    let (mut end, mut starts) = (HEADER_BYTES, Vec::new());
     while end + RECORD_HEADER_BYTES <= bytes.len() {
         let len_at = end + 8;
         let len = i32::from_be_bytes(bytes[len_at..len_at + 4].try_into().expect("4 bytes"));
@@ -58,11 +58,13 @@ pub fn records_end(bytes: &[u8], file: &Path) -> Result<(u64, u64), TxnLogError>
         if len == 0 || next > bytes.len() || bytes[next - 1] != END_OF_RECORD {
             break;
         }
-        last = Some(end);
+        starts.push(end as u64);
         end = next;
     }
-    let last = last.ok_or_else(|| TxnLogError::Empty { file: name() })?;
-    Ok((end as u64, last as u64))
+    if starts.is_empty() {
+        return Err(TxnLogError::Empty { file: name() });
+    }
+    Ok((end as u64, starts))
 }
 
 /// The tail of the log file at `local` (a copy of the node's `file`).
@@ -79,14 +81,15 @@ pub fn read_tail(local: &Path, file: &Path) -> Result<LogTail, TxnLogError> {
         });
     }
     let bytes = std::fs::read(local).map_err(read_err)?;
-    let (end, last) = records_end(&bytes, file)?;
+    let (end, starts) = records_end(&bytes, file)?;
     let from = end.saturating_sub(MAX_TAIL_BYTES as u64) as usize;
     Ok(LogTail {
         file: file.to_path_buf(),
         records_end: end,
-        last_record: last,
+        last_record: *starts.last().expect("not empty"),
         file_len: bytes.len() as u64,
         tail: bytes[from..end as usize].to_vec(),
+        boundaries: LogTail::starts_in_tail(end, &starts),
     })
 }
 
@@ -113,15 +116,15 @@ mod tests {
         let file = Path::new("data/version-2/log.100000001");
         let bytes = log(&[b"first", b"second txn"], 4096);
         let whole = (16 + 18 + 23) as u64;
-        assert_eq!(records_end(&bytes, file), Ok((whole, 16 + 18)));
+        assert_eq!(records_end(&bytes, file), Ok((whole, vec![16, 16 + 18])));
         // A record cut short (its end-of-record byte gone) does not count.
         let mut torn = log(&[b"first", b"second txn"], 0);
         torn.pop();
-        assert_eq!(records_end(&torn, file), Ok((16 + 18, 16)));
+        assert_eq!(records_end(&torn, file), Ok((16 + 18, vec![16])));
         // Nor does one whose length was damaged past the file's end.
         let mut damaged = bytes.clone();
         damaged[16 + 18 + 8..16 + 18 + 12].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(records_end(&damaged, file), Ok((16 + 18, 16)));
+        assert_eq!(records_end(&damaged, file), Ok((16 + 18, vec![16])));
     }
 
     #[test]

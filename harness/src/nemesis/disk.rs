@@ -7,7 +7,11 @@
 //!   primaries);
 //! - `truncate-tail`: the last N bytes of the newest write-ahead log's records are cut, as
 //!   a torn final write leaves them: a log that ends at its records is truncated, a
-//!   preallocated one has them zeroed (what never-written preallocated space reads as);
+//!   preallocated one has them zeroed (what never-written preallocated space reads as).
+//!   The cut never falls exactly where a record starts, so the damage is there for the
+//!   node's checks to see. A disk that drops whole synced records without a trace is not
+//!   offered: no node can notice it, and no replication protocol survives it on top of
+//!   one more failure;
 //! - `corrupt-tail`: a few random bits of the last N bytes of records are flipped.
 //!
 //! Tail faults hit one node. The schedule draws mode, targets, N and the bit flips' seed
@@ -124,8 +128,18 @@ pub fn plan_tail(
     if available == 0 {
         return Err(format!("{} has no records to damage", tail.file.display()));
     }
-    let n = bytes.clamp(1, available.min(MAX_TAIL_FAULT_BYTES));
-    let offset = tail.records_end - n;
+    let mut n = bytes.clamp(1, available.min(MAX_TAIL_FAULT_BYTES));
+    let mut offset = tail.records_end - n;
+    if mode == DiskMode::TruncateTail && tail.boundaries.contains(&offset) {
+        // Not at a record's start: one byte of that record stays, so the cut shows.
+        if n > 1 {
+            offset += 1;
+            n -= 1;
+        } else {
+            offset -= 1;
+            n += 1;
+        }
+    }
     let action = match mode {
         DiskMode::TruncateTail if tail.records_end >= tail.file_len => TailAction::Truncate,
         DiskMode::TruncateTail => TailAction::Zero,
@@ -224,7 +238,30 @@ mod tests {
             last_record: records_end.saturating_sub(24),
             file_len,
             tail: (0..records_end.min(100)).map(|i| i as u8).collect(),
+            boundaries: vec![],
         }
+    }
+
+    #[test]
+    fn a_cut_never_ends_the_log_where_a_record_starts() {
+        let t = LogTail {
+            boundaries: vec![40, 60, 80],
+            ..tail(100, 100)
+        };
+        let cut = plan_tail(&t, DiskMode::TruncateTail, 20, 0).unwrap();
+        assert_eq!(
+            (cut.offset, cut.bytes),
+            (81, 19),
+            "one byte of the record stays"
+        );
+        let inside = plan_tail(&t, DiskMode::TruncateTail, 15, 0).unwrap();
+        assert_eq!((inside.offset, inside.bytes), (85, 15));
+        let flip = plan_tail(&t, DiskMode::CorruptTail, 20, 3).unwrap();
+        assert_eq!(
+            (flip.offset, flip.bytes),
+            (80, 20),
+            "flips show wherever they are"
+        );
     }
 
     #[test]

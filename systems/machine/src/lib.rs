@@ -289,7 +289,23 @@ impl Log {
     }
 }
 
+/// The blob that says the store cut a damaged tail from `log` when it opened: the records
+/// the log held last are gone, and they may have been acknowledged (a crash tears only
+/// what was never synced, but a disk that loses or corrupts synced data looks the same).
+/// It stays until the machine deletes it, having learned again what the log lost.
+pub fn repaired_blob(log: &str) -> String {
+    let mut name = format!("repaired-{log}");
+    name.truncate(MAX_NAME_LEN);
+    name
+}
+
 impl Durable {
+    /// Whether the store cut a damaged tail from `log` since the machine last said it had
+    /// recovered what the log lost ([`repaired_blob`]).
+    pub fn repaired(&self, log: &str) -> bool {
+        self.blobs.contains_key(&repaired_blob(log))
+    }
+
     /// Applies `op` as a disk would: the in-memory model the simulator and the tests share
     /// with the file-backed store. Positions past the end are clamped, as files would be.
     pub fn apply(&mut self, op: &DiskOp) {

@@ -233,12 +233,14 @@ impl LogFiles {
         Ok(())
     }
 
-    /// Reads the log in `dir` back, truncating a torn tail of its last segment.
+    /// Reads the log in `dir` back, truncating a torn tail of its last segment once
+    /// `before_cut` has durably recorded that it will.
     pub fn recover(
         dir: PathBuf,
         name: &str,
         limits: &Limits,
         report: &mut RecoveryReport,
+        before_cut: &mut dyn FnMut(&str) -> Result<()>,
     ) -> Result<(LogFiles, machine::Log)> {
         let mut stats = crate::fsutil::Stats::default();
         let (first, paths) = list_log_dir(&dir, limits, report)?;
@@ -261,6 +263,7 @@ impl LogFiles {
                         format!("{bad} in a segment that is not the last"),
                     ));
                 }
+                before_cut(name)?;
                 segment::truncate(&path, scan.valid_bytes, &mut stats)?;
                 report.torn_tails.push(TornTail {
                     log: name.to_owned(),

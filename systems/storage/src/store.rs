@@ -49,7 +49,22 @@ impl Store {
         ensure_dir(&dir.join(BLOBS_DIR), &mut stats)?;
         let mut report = RecoveryReport::default();
         let mut durable = Durable::default();
-        let logs = recover_logs(&dir.join(LOGS_DIR), &limits, &mut durable, &mut report)?;
+        let blobs_dir = dir.join(BLOBS_DIR);
+        // The note that a tail was cut is durable before the cut: a crash between the two
+        // must not leave a log that looks whole.
+        let mut before_cut = |log: &str| -> Result<()> {
+            let mut disk = Disk::new(limits.max_open_files);
+            blob::put(&blobs_dir, &machine::repaired_blob(log), b"", &mut disk)?;
+            disk.sync_round()
+        };
+        let logs_dir = dir.join(LOGS_DIR);
+        let logs = recover_logs(
+            &logs_dir,
+            &limits,
+            &mut durable,
+            &mut report,
+            &mut before_cut,
+        )?;
         durable.blobs = blob::recover(&dir.join(BLOBS_DIR), &limits, &mut report)?;
         for sub in [LOGS_DIR, BLOBS_DIR] {
             let sub = dir.join(sub);
@@ -279,6 +294,7 @@ fn recover_logs(
     limits: &Limits,
     durable: &mut Durable,
     report: &mut RecoveryReport,
+    before_cut: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<BTreeMap<String, LogFiles>> {
     let mut logs = BTreeMap::new();
     for (name, path) in list_dir(logs_dir, limits.max_logs + EXTRA_LOG_ENTRIES)? {
@@ -293,7 +309,7 @@ fn recover_logs(
             });
         }
         check_count("logs", logs.len() + 1, limits.max_logs)?;
-        let (files, log) = LogFiles::recover(path, &name, limits, report)?;
+        let (files, log) = LogFiles::recover(path, &name, limits, report, before_cut)?;
         durable.logs.insert(name.clone(), log);
         logs.insert(name, files);
     }

@@ -32,6 +32,8 @@ fn assert_last_record_cut(dir: &Path, last_start: u64) -> String {
     let (mut store, durable, report) = open(dir, &Limits::default());
     assert_eq!(records(&durable, "a"), five_records()[..4].to_vec());
     assert_eq!(report.torn_tails.len(), 1, "{report:?}");
+    assert!(durable.repaired("a"), "the cut is noted for the machine");
+    assert!(!durable.repaired("b"));
     let torn = &report.torn_tails[0];
     assert_eq!(
         (torn.log.as_str(), torn.position, torn.offset),
@@ -42,10 +44,18 @@ fn assert_last_record_cut(dir: &Path, last_start: u64) -> String {
         .write(&[write(2, vec![append("a", &[b"next"])])])
         .unwrap();
     drop(store);
-    let (_, durable, report) = open(dir, &Limits::default());
+    let (mut store, durable, report) = open(dir, &Limits::default());
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(durable.logs["a"].records[4], b"next");
     assert_eq!(durable.logs["a"].end(), 5);
+    assert!(durable.repaired("a"), "the note outlives the cut");
+    let forget = DiskOp::Delete {
+        name: machine::repaired_blob("a"),
+    };
+    store.write(&[write(3, vec![forget])]).unwrap();
+    drop(store);
+    let (_, durable, _) = open(dir, &Limits::default());
+    assert!(!durable.repaired("a"), "until the machine deletes it");
     torn.reason.clone()
 }
 

@@ -147,6 +147,7 @@ where
         LinkMsg::UpToDate { committed } => {
             zab.commit_through(committed, out);
             me(zab).phase = Phase::Broadcast;
+            zab.recovered(out);
             zab.serving = true;
             out.events.push(ZabEvent::Role(RoleChange::Serving));
         }
@@ -188,6 +189,7 @@ where
     let ack = LinkMsg::AckEpoch {
         current_epoch: zab.epochs.current,
         summary: zab.history.summary(zab.committed),
+        repaired: zab.repaired,
     };
     me(zab).phase = Phase::Syncing;
     if epoch == zab.epochs.accepted {

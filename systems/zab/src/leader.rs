@@ -33,7 +33,8 @@ pub(super) struct Leader<T, A> {
     epoch_durable: bool,
     accepted_before: u32,
     infos: BTreeMap<NodeId, u32>,
-    acks: BTreeMap<NodeId, (u32, Summary)>,
+    /// Promises: each follower's current epoch, summary, and whether its log was repaired.
+    acks: BTreeMap<NodeId, (u32, Summary, bool)>,
     syncing: bool,
     own_current_durable: bool,
     established: bool,
@@ -180,7 +181,8 @@ fn handle<T, A>(
         LinkMsg::AckEpoch {
             current_epoch,
             summary,
-        } => ack_epoch(zab, now_ms, from, current_epoch, summary, out),
+            repaired,
+        } => ack_epoch(zab, now_ms, from, (current_epoch, summary, repaired), out),
         LinkMsg::AckNewLeader { last_zxid } => {
             let l = me(zab);
             let established = l.established;
@@ -264,8 +266,7 @@ fn ack_epoch<T, A>(
     zab: &mut Zab<T, A>,
     now_ms: u64,
     from: NodeId,
-    current_epoch: u32,
-    summary: Summary,
+    (current_epoch, summary, repaired): (u32, Summary, bool),
     out: &mut ZabOut<T, A>,
 ) where
     T: Clone + Debug + Serialize + DeserializeOwned,
@@ -277,7 +278,9 @@ fn ack_epoch<T, A>(
         // A follower is ahead: this node must not lead, or it would drop what they hold.
         return zab.become_looking(now_ms, out);
     }
-    me(zab).acks.insert(from, (current_epoch, summary.clone()));
+    me(zab)
+        .acks
+        .insert(from, (current_epoch, summary.clone(), repaired));
     if syncing {
         sync_peer(zab, from, &summary, out);
     } else {
@@ -292,14 +295,26 @@ where
     A: Clone + Debug,
 {
     let quorum = zab.quorum();
+    let everyone = zab.members.len();
+    let own_whole = !zab.repaired;
     let l = me(zab);
-    if l.syncing || !l.epoch_durable || l.acks.len() + 1 < quorum {
+    if l.syncing || !l.epoch_durable {
+        return;
+    }
+    // Only promises from whole logs count towards the quorum that must intersect every
+    // commit's; a repaired log may have lost the very entry that intersection is for. With
+    // every member's promise, nothing that survives anywhere can be missed.
+    let whole = l.acks.values().filter(|(_, _, r)| !r).count() + usize::from(own_whole);
+    if whole < quorum && l.acks.len() + 1 < everyone {
         return;
     }
     l.syncing = true;
     let epoch = l.epoch.expect("chosen before it is durable");
-    let promised: Vec<(NodeId, Summary)> =
-        l.acks.iter().map(|(n, (_, s))| (*n, s.clone())).collect();
+    let promised: Vec<(NodeId, Summary)> = l
+        .acks
+        .iter()
+        .map(|(n, (_, s, _))| (*n, s.clone()))
+        .collect();
     zab.epochs.current = epoch;
     let token = zab.write_epochs(out);
     zab.after_persist
@@ -451,6 +466,7 @@ where
         for p in l.peers.values_mut().filter(|p| p.synced) {
             send(p, LinkMsg::UpToDate { committed }, out);
         }
+        zab.recovered(out);
         zab.serving = true;
         out.events.push(ZabEvent::Role(RoleChange::Serving));
     }

@@ -129,6 +129,9 @@ pub enum LinkMsg<T, A> {
     AckEpoch {
         current_epoch: u32,
         summary: Summary,
+        /// The follower's log lost a damaged tail it has not learned again: its summary
+        /// may lack entries it acknowledged, so its promise cannot vouch for them.
+        repaired: bool,
     },
     Snap {
         zxid: Zxid,
@@ -286,6 +289,12 @@ pub struct Zab<T, A> {
     after_persist: Vec<(u64, AfterPersist<T, A>)>,
     role: Role<T, A>,
     serving: bool,
+    /// The store cut a damaged tail from the log (`Durable::repaired`), and this node has
+    /// not since been brought up to an established leader's history. Until then its log
+    /// may lack entries it acknowledged, so a new epoch needs a quorum of promises from
+    /// other nodes (or from every member) before it can be sure to hold every commit:
+    /// protocol-aware recovery, after Alagappan et al.'s CTRL.
+    repaired: bool,
     clock: Clock,
 }
 
@@ -362,6 +371,7 @@ where
                 sent_ms: 0,
             },
             serving: false,
+            repaired: durable.repaired(LOG),
             clock: Clock {
                 last_seen_ms: now_ms,
                 elapsed_ms: now_ms,
@@ -688,6 +698,27 @@ where
         self.next_token += 1;
         out.writes.push(Write { token, ops });
         token
+    }
+
+    /// Whether this node's log lost a damaged tail it has not learned again.
+    pub fn is_repaired(&self) -> bool {
+        self.repaired
+    }
+
+    /// This node now holds an established leader's history, which holds every commit:
+    /// whatever its damaged tail lost, it has again. The note is deleted; should the delete
+    /// be lost to a crash, the node only stays cautious longer.
+    fn recovered(&mut self, out: &mut ZabOut<T, A>) {
+        if !self.repaired {
+            return;
+        }
+        self.repaired = false;
+        self.write(
+            vec![DiskOp::Delete {
+                name: machine::repaired_blob(LOG),
+            }],
+            out,
+        );
     }
 
     fn write_epochs(&mut self, out: &mut ZabOut<T, A>) -> u64 {

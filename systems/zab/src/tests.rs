@@ -444,3 +444,82 @@ fn a_partitioned_minority_catches_up_by_diff_or_snapshot_after_healing() {
     c.check_agreement();
     assert_eq!(c.nodes[&lagger].state.len(), 40);
 }
+
+impl Cluster {
+    /// Cuts both directions between `a` and `b`.
+    fn sever(&mut self, a: NodeId, b: NodeId) {
+        self.cut.push((a, b));
+        self.cut.push((b, a));
+    }
+
+    /// A disk that loses the last `records` records of `id`'s log although they were
+    /// synced, as the store finds it at the next open: the tail cut, and the cut noted.
+    fn lose_synced_tail(&mut self, id: NodeId, records: usize) {
+        let disk = self.disks.get_mut(&id).unwrap();
+        let log = disk.logs.get_mut(LOG).expect("a log to damage");
+        let keep = log.records.len().saturating_sub(records);
+        log.records.truncate(keep);
+        disk.blobs.insert(machine::repaired_blob(LOG), Vec::new());
+    }
+}
+
+/// A value is committed by the leader and one follower while the third node is cut off;
+/// then the leader crashes and the follower's disk loses the synced tail that held the
+/// value. The follower and the third node alone could elect each other and lose the
+/// value; the follower's repaired log must not vouch for what it lost, so nothing is
+/// established until the old leader is back, and then the value survives on every node.
+fn lost_synced_tail(seed: u64, cfg: ZabConfig) -> Result<(), String> {
+    let mut c = Cluster::new(3, seed, cfg);
+    c.run(2_000);
+    let leader = c.leader().ok_or("no first leader")?;
+    let others: Vec<NodeId> = c.members.iter().copied().filter(|&m| m != leader).collect();
+    let (damaged, cut_off) = (others[0], others[1]);
+    c.sever(leader, cut_off);
+    c.sever(damaged, cut_off);
+    c.run(300);
+    let before = c.acknowledged.len();
+    c.propose(5);
+    c.run(300);
+    if c.acknowledged.len() != before + 5 {
+        return Err("the leader and one follower did not commit".into());
+    }
+    c.crash(leader);
+    c.crash(damaged);
+    c.lose_synced_tail(damaged, 5);
+    c.cut.clear();
+    c.boot(damaged);
+    c.run(3_000);
+    if let Some(l) = c.leader() {
+        let values: Vec<u64> = c.nodes[&l].state.iter().map(|(_, v)| *v).collect();
+        if let Some(v) = c.acknowledged.iter().find(|v| !values.contains(v)) {
+            return Err(format!("node {l} leads without acknowledged value {v}"));
+        }
+    }
+    c.boot(leader);
+    c.run(4_000);
+    let l = c.leader().ok_or("no leader once every node is back")?;
+    c.propose(1);
+    c.run(1_000);
+    c.agreement()?;
+    for (id, n) in &c.nodes {
+        let values: Vec<u64> = n.state.iter().map(|(_, v)| *v).collect();
+        if let Some(v) = c.acknowledged.iter().find(|v| !values.contains(v)) {
+            return Err(format!(
+                "node {id} (leader {l}) lost acknowledged value {v}"
+            ));
+        }
+    }
+    if c.nodes.values().any(|n| n.zab.is_repaired()) {
+        return Err("a node still distrusts its log after catching up".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_log_that_lost_synced_entries_does_not_vouch_for_them() {
+    for seed in 0..20 {
+        if let Err(e) = lost_synced_tail(seed, fast()) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
