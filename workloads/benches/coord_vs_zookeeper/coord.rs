@@ -30,6 +30,13 @@ pub struct Cluster {
     children: Vec<Child>,
 }
 
+impl Cluster {
+    /// The server processes' ids, server 1 first.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in &mut self.children {

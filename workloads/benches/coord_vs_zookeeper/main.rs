@@ -9,9 +9,12 @@
 //! Settings come from the environment: `BENCH_SECS` (measured seconds per workload, 10),
 //! `BENCH_WARMUP_SECS` (2), `BENCH_CLIENTS` (sessions, 12), `BENCH_WINDOW` (requests each
 //! session keeps outstanding, 8). Prints a markdown table and writes it as JSON to
-//! `target/bench/coord_vs_zookeeper.json`.
+//! `target/bench/coord_vs_zookeeper.json`. `BENCH_SERVER_CPU_PERCENT=P` gives each server
+//! process P % of one core of its own ([`cpu_cap`]), as separate hosts would, so that
+//! the read rows can show scaling with servers.
 
 mod coord;
+mod cpu_cap;
 mod stats;
 
 use serde::Serialize;
@@ -228,6 +231,12 @@ async fn coord_stores(
     stores
 }
 
+/// Each server on its own CPU budget, when `BENCH_SERVER_CPU_PERCENT` asks for one.
+fn caps(pids: &[u32], tag: &str) -> Option<cpu_cap::CpuCaps> {
+    let percent = cpu_cap::from_env()?;
+    Some(cpu_cap::CpuCaps::apply(percent, pids, tag).unwrap_or_else(|e| panic!("{e}")))
+}
+
 #[derive(Serialize)]
 struct Row {
     workload: &'static str,
@@ -245,6 +254,8 @@ async fn bench_zookeeper(dir: &Path, plan: Plan) -> (Vec<Summary>, String) {
         ..EnsembleConfig::for_tests(SERVERS, dir)
     };
     let ensemble = Ensemble::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let pids: Vec<u32> = ensemble.pids().into_iter().flatten().collect();
+    let _caps = caps(&pids, "zookeeper");
     let addrs = ensemble.client_addrs();
     let setup = zk_stores(&addrs, 1, 1).await.remove(0);
     let value = vec![b'v'; VALUE_BYTES];
@@ -282,6 +293,7 @@ async fn bench_zookeeper(dir: &Path, plan: Plan) -> (Vec<Summary>, String) {
 async fn bench_coord(dir: &Path, plan: Plan) -> Vec<Summary> {
     let bin = coord::node_binary().unwrap_or_else(|e| panic!("{e}"));
     let cluster = coord::Cluster::start(&bin, dir, SERVERS).unwrap_or_else(|e| panic!("{e}"));
+    let _caps = caps(&cluster.pids(), "coord");
     let setup = coord_stores(&cluster.clients, 1, 1).await.remove(0);
     let create = |path: String, data: Vec<u8>| {
         ::coord::api::Request::Create(::coord::api::CreateRequest {
@@ -556,6 +568,21 @@ fn error_notes(rows: &[Row]) -> Vec<String> {
 }
 
 fn notes(m: &Machine, zk_note: String) -> Vec<String> {
+    if let Some(p) = cpu_cap::from_env() {
+        return vec![
+            format!(
+                "CPU budget per server: each server process (a JVM for ZooKeeper, a \
+                 faultline-node for coord) runs in a cgroup of its own limited to {p} % of one \
+                 core, as on small separate hosts; the load generator shares the rest of the \
+                 {} cores. Read rows measure how reads scale when each server adds capacity.",
+                m.cores
+            ),
+            "Durability: ZooKeeper forceSync=yes; coord fsyncs before acknowledging. Both \
+             data directories on one filesystem."
+                .into(),
+            zk_note,
+        ];
+    }
     vec![
         format!(
             "Shared CPU: 3 server processes (JVMs for ZooKeeper, faultline-node for coord) and this \

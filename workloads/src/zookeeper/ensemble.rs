@@ -289,6 +289,14 @@ impl Ensemble {
         }
     }
 
+    /// The server processes' ids, server 1 first (None for a server that is down).
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.servers
+            .iter()
+            .map(|s| s.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     /// Client addresses as `host:port`, server 1 first.
     pub fn client_addrs(&self) -> Vec<String> {
         self.servers.iter().map(|s| s.client.to_string()).collect()
