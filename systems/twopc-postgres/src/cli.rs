@@ -36,6 +36,10 @@ const SESSION_WAIT: Duration = Duration::from_millis(200);
 /// How long a prepared transaction waits for its decision before it is in doubt (the
 /// store's own participants wait 300 ms; a database round trip is slower).
 const DECISION_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// How long a participant may take to vote: below the store's coordinator's vote timeout
+/// (`twopc::config` 500 ms, measured from before the Prepare is sent), so that a yes never
+/// arrives after the coordinator gave up waiting for it.
+const VOTE_BUDGET: Duration = Duration::from_millis(350);
 /// How often in-doubt transactions are looked for, and the horizon stored.
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 /// Waits between attempts to reach the database at boot.
@@ -160,6 +164,7 @@ fn run(cli: Cli) -> Result<()> {
             boots: boot.boots,
             horizon: boot.horizon,
             decision_timeout: DECISION_TIMEOUT,
+            vote_budget: VOTE_BUDGET,
             events,
             outboxes,
         };

@@ -41,6 +41,9 @@ pub struct Setup {
     pub horizon: TxnId,
     /// How long a prepared transaction may wait for its decision before it is in doubt.
     pub decision_timeout: Duration,
+    /// How long a Prepare may take before the vote would come too late to count: past
+    /// it, the participant votes no instead.
+    pub vote_budget: Duration,
     pub events: Option<EventLog>,
     /// A queue to each peer by id.
     pub outboxes: BTreeMap<NodeId, mpsc::Sender<Envelope>>,
@@ -55,6 +58,7 @@ pub struct Participant {
     horizon: AtomicU64,
     saved_horizon: AtomicU64,
     decision_timeout: Duration,
+    vote_budget: Duration,
     stripes: Vec<tokio::sync::Mutex<()>>,
     events: Option<Mutex<EventLog>>,
     outboxes: BTreeMap<NodeId, mpsc::Sender<Envelope>>,
@@ -75,6 +79,7 @@ impl Participant {
             horizon: AtomicU64::new(setup.horizon),
             saved_horizon: AtomicU64::new(setup.horizon),
             decision_timeout: setup.decision_timeout,
+            vote_budget: setup.vote_budget,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             events: setup.events.map(Mutex::new),
             outboxes: setup.outboxes,
@@ -182,9 +187,13 @@ impl Participant {
         if txn < self.horizon.load(Ordering::Relaxed) {
             return; // A duplicate of something long finished.
         }
+        // A yes after the coordinator stopped waiting would only be an abort without a
+        // cause: the waits below (this transaction's stripe, a session, row locks, the
+        // PREPARE's fsync) all count against the budget.
+        let deadline = tokio::time::Instant::now() + self.vote_budget;
         let _held = self.stripe(txn).lock().await;
         let outcome = match self.pool.get().await {
-            Ok(lease) => shard::prepare(&lease, txn, participants, ops).await,
+            Ok(lease) => shard::prepare(&lease, txn, participants, ops, deadline).await,
             Err(e) => Err(e),
         };
         match outcome {

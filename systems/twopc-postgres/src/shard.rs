@@ -194,16 +194,24 @@ pub enum Prepared {
 /// Runs `txn`'s operations on this shard and prepares it. Any failure rolls back and votes
 /// no, including one where PREPARE's answer was lost and it may have prepared after all: the
 /// abort that a no forces then finds it and rolls it back ([`finish`]).
+/// Why a participant votes no when its Prepare outran the vote budget.
+pub const TOO_LATE: &str = "prepared too late for the coordinator's vote timeout";
+
 pub async fn prepare(
     c: &Client,
     txn: TxnId,
     participants: &[NodeId],
     ops: &[Mop],
+    deadline: tokio::time::Instant,
 ) -> Result<Prepared, ShardError> {
     let gid = match gid(txn, participants) {
         Ok(g) => g,
         Err(why) => return Ok(Prepared::No(why)),
     };
+    let late = || tokio::time::Instant::now() >= deadline;
+    if late() {
+        return Ok(Prepared::No(TOO_LATE.into()));
+    }
     let t = sql_txn(txn);
     let known = c
         .query_opt(
@@ -223,9 +231,19 @@ pub async fn prepare(
         .await
         .map_err(ShardError::of)?;
     match run_ops(c, txn, ops).await {
+        Ok(Ok(_)) if late() => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            Ok(Prepared::No(TOO_LATE.into()))
+        }
         Ok(Ok(reads)) => {
             let prepare = format!("PREPARE TRANSACTION '{gid}'");
             match c.batch_execute(&prepare).await {
+                // Not voted yet, so still free to abort alone.
+                Ok(()) if late() => {
+                    let rollback = format!("ROLLBACK PREPARED '{gid}'");
+                    c.batch_execute(&rollback).await.map_err(ShardError::of)?;
+                    Ok(Prepared::No(TOO_LATE.into()))
+                }
                 Ok(()) => Ok(Prepared::Yes(reads)),
                 Err(e) => Ok(Prepared::No(format!(
                     "PREPARE failed: {}",
