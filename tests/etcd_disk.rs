@@ -315,13 +315,25 @@ fn a_real_wal_tail_is_found_cut_at_a_frame_and_corrupted() {
     let word = u64::from_le_bytes(bytes[tail.last_record as usize..][..8].try_into().unwrap());
     assert_ne!(word, 0, "the last frame starts with its length");
 
-    // Cut exactly the last frame: a clean end of records, so etcd starts and serves.
+    // The nemesis never ends the records exactly where a frame starts: asked to cut the
+    // last frame, it leaves that frame's first byte, so the damage shows.
     let frame = tail.records_end - tail.last_record;
-    let cut = disk::plan_tail(&tail, DiskMode::TruncateTail, frame, 0).unwrap();
-    assert_eq!(
-        (cut.offset, cut.action.clone()),
-        (tail.last_record, TailAction::Zero)
+    assert!(
+        tail.boundaries.contains(&tail.last_record),
+        "{:?}",
+        tail.boundaries
     );
+    let planned = disk::plan_tail(&tail, DiskMode::TruncateTail, frame, 0).unwrap();
+    assert_eq!(
+        (planned.offset, planned.bytes, planned.action.clone()),
+        (tail.last_record + 1, frame - 1, TailAction::Zero)
+    );
+    // Cut exactly the last frame by hand: a clean end of records, so etcd starts and serves.
+    let cut = disk::TailEdit {
+        offset: tail.last_record,
+        bytes: frame,
+        action: TailAction::Zero,
+    };
     disk::apply_tail(cluster.remote.as_ref(), &node, &tail.file, &cut).unwrap();
     let after = std::fs::read(&local).unwrap();
     assert!(after[tail.last_record as usize..].iter().all(|&b| b == 0));
