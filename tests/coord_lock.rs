@@ -95,6 +95,14 @@ fn the_election_under_partitions_kills_and_pauses_checks_valid() {
 /// Runs a lock workload on 5 coord nodes with pauses aimed at the holder's server (5 nodes,
 /// so that the holder seldom sits on the leader, whose pause stalls everyone instead).
 fn holder_paused(name: &str, workload: &str) -> (std::process::Output, std::path::PathBuf) {
+    holder_paused_seed(name, workload, "2")
+}
+
+fn holder_paused_seed(
+    name: &str,
+    workload: &str,
+    seed: &str,
+) -> (std::process::Output, std::path::PathBuf) {
     let store = store(name);
     let args = [
         "test",
@@ -117,7 +125,7 @@ fn holder_paused(name: &str, workload: &str) -> (std::process::Output, std::path
         "--concurrency",
         "10",
         "--seed",
-        "2",
+        seed,
         "--store",
         store.to_str().unwrap(),
     ];
@@ -144,20 +152,25 @@ fn the_unfenced_lock_loses_mutual_exclusion_when_the_holders_server_pauses() {
     );
 }
 
+/// Every run must be valid. Whether a stale holder writes at all in a run depends on how
+/// its pacing meets the pauses, so a second seed is tried when the first run saw none.
 #[test]
 fn the_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
-    let (out, dir) = holder_paused("lock-fenced-holder", "lock");
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let results = json(&dir.join("results.json"));
-    assert_eq!(results["valid"], true, "{results}");
-    let refused = fence_refusals(&history(&dir));
-    assert!(
-        refused >= 1,
-        "the fence refused a stale holder's write: {stdout}"
-    );
+    let mut shown = Vec::new();
+    for seed in ["2", "3"] {
+        let (out, dir) = holder_paused_seed(&format!("lock-fenced-holder-{seed}"), "lock", seed);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        let results = json(&dir.join("results.json"));
+        assert_eq!(results["valid"], true, "{results}");
+        if fence_refusals(&history(&dir)) >= 1 {
+            return;
+        }
+        shown.push(stdout);
+    }
+    panic!("the fence refused no stale holder's write in two runs: {shown:?}");
 }
