@@ -180,7 +180,7 @@ pub(super) struct Search<'a> {
     /// Interned input per completed op.
     completed_input: Vec<u32>,
     read_only: Vec<bool>,
-    /// The current configuration's state-changing candidates: list nodes, by return position.
+    /// The current configuration's state-changing candidates: list nodes (see `order_candidates`).
     cands: Vec<usize>,
     /// How many of `cands` (at the front) serve the op that must return first.
     serving: usize,
@@ -806,8 +806,14 @@ impl<'a> Search<'a> {
     }
 
     /// Puts the candidates that serve the op that must return first (at `ret_node`) before
-    /// the others, each group in list order. The order changes nothing about the verdict,
-    /// only how soon a valid history's linearization is found.
+    /// the others: those in list order, the others by their return, earliest first. The
+    /// order changes nothing about the verdict, only how soon a valid history's
+    /// linearization is found. An op that need not go now is best placed just in time, and
+    /// the op that must return soonest is the likeliest to be needed next; in call order a
+    /// slow op invoked long ago would be tried first, and each wrong early placement could
+    /// be patched up with crashed ops until they run out far later (on 50,000-op
+    /// cas-register histories with 2% crashed ops, return order visits 2 to 6 times fewer
+    /// configurations).
     fn order_candidates(&mut self, ret_node: usize) {
         self.serving = 0;
         if ret_node == HEAD {
@@ -823,6 +829,8 @@ impl<'a> Search<'a> {
                 front += 1;
             }
         }
+        let ret_pos = |node: &usize| self.nodes[self.ret_node[self.nodes[*node].op as usize]].pos;
+        cands[front..].sort_unstable_by_key(ret_pos);
         self.cands = cands;
         self.serving = front;
     }
