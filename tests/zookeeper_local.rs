@@ -205,71 +205,99 @@ fn zookeeper_fenced_lock_holds_under_pauses_and_partitions() {
     );
 }
 
-/// Pauses aimed at the lock holder's server, each outlasting the lock session's 1 s lease.
-const HOLDER_PAUSES: [&str; 14] = [
-    "--time-limit",
-    "25",
-    "--nemesis",
-    "pause",
-    "--nemesis-targets",
-    "holder",
-    "--nemesis-interval",
-    "3",
-    "--concurrency",
-    "9",
-    "--rate",
-    "12",
-    "--seed",
-    "1",
-];
+/// Runs `workload` with pauses aimed at the lock holder's server, each outlasting the lock
+/// session's 1 s lease.
+fn zk_holder_paused(name: &str, workload: &str, seed: &str) -> (Option<i32>, String, PathBuf) {
+    let args = [
+        "--workload",
+        workload,
+        "--time-limit",
+        "25",
+        "--nemesis",
+        "pause",
+        "--nemesis-targets",
+        "holder",
+        "--nemesis-interval",
+        "3",
+        "--concurrency",
+        "9",
+        "--rate",
+        "12",
+        "--seed",
+        seed,
+    ];
+    zk_test(&format!("{name}-{seed}"), &args)
+}
 
+/// The two holder-pause tests run one at a time: six JVMs on two cores slow every session
+/// down, and with it the stale holder the tests wait for.
+static HOLDER_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether a stale holder writes at all in a run depends on how its pacing meets the
+/// pauses, so a second seed is tried when the first run kept mutual exclusion; a valid run
+/// must report no violation, an invalid one must name and explain it.
 #[test]
 fn zookeeper_unfenced_locks_lose_mutual_exclusion_when_the_holders_server_pauses() {
-    let mut args = vec!["--workload", "lock-unfenced"];
-    args.extend_from_slice(&HOLDER_PAUSES);
-    let (code, shown, run) = zk_test("zk-lock-unfenced", &args);
-    assert_eq!(code, Some(1), "{shown}");
-    let results = json(&run.join("results.json"));
-    let lock = &results["lock"];
-    assert_eq!(results["valid"], false, "{results}");
-    assert!(
-        lock["details"]["violations"].as_u64().unwrap() >= 1,
-        "{results}"
-    );
-    assert!(
-        shown.contains("a holder with an older token wrote while a newer holder held the lock"),
-        "the stale write is explained: {shown}"
-    );
-    // The pauses landed where the clients said the lock was held.
-    let ops = history(&run);
-    let aimed: Vec<&Value> = ops
-        .iter()
+    let _one_at_a_time = HOLDER_RUNS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut kept = Vec::new();
+    for seed in ["1", "2"] {
+        let (code, shown, run) = zk_holder_paused("zk-lock-unfenced", "lock-unfenced", seed);
+        let results = json(&run.join("results.json"));
+        let violations = results["lock"]["details"]["violations"].as_u64().unwrap();
+        match code {
+            Some(1) => {
+                assert_eq!(results["valid"], false, "{results}");
+                assert!(violations >= 1, "{results}");
+                assert!(
+                    shown.contains(
+                        "a holder with an older token wrote while a newer holder held the lock"
+                    ),
+                    "the stale write is explained: {shown}"
+                );
+                assert!(
+                    pause_hit_a_holder(&history(&run)),
+                    "some pause hit a holder's server: {shown}"
+                );
+                return;
+            }
+            Some(0) => {
+                assert_eq!(violations, 0, "{results}");
+                kept.push(shown);
+            }
+            other => panic!("exit {other:?}: {shown}"),
+        }
+    }
+    panic!("two runs kept mutual exclusion: {kept:?}");
+}
+
+/// Whether a pause landed where the clients said the lock was held.
+fn pause_hit_a_holder(ops: &[Value]) -> bool {
+    ops.iter()
         .filter(|op| op["f"] == "start-pause" && op["type"] == "ok")
-        .filter(|op| {
+        .any(|op| {
             op["value"]["nodes"]
                 .as_array()
                 .is_some_and(|n| !n.is_empty())
         })
-        .collect();
-    assert!(
-        !aimed.is_empty(),
-        "some pause hit a holder's server: {shown}"
-    );
 }
 
+/// Every run must be valid; a second seed is tried when the first run's pacing gave no
+/// stale holder a write for the fence to refuse.
 #[test]
 fn zookeeper_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
-    let mut args = vec!["--workload", "lock"];
-    args.extend_from_slice(&HOLDER_PAUSES);
-    let (code, shown, run) = zk_test("zk-lock-fenced-holder", &args);
-    assert_eq!(code, Some(0), "{shown}");
-    let results = json(&run.join("results.json"));
-    assert_eq!(results["valid"], true, "{results}");
-    let refused = fence_refusals(&history(&run));
-    assert!(
-        refused >= 1,
-        "the fence refused a stale holder's write: {shown}"
-    );
+    let _one_at_a_time = HOLDER_RUNS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut unrefused = Vec::new();
+    for seed in ["1", "2"] {
+        let (code, shown, run) = zk_holder_paused("zk-lock-fenced-holder", "lock", seed);
+        assert_eq!(code, Some(0), "{shown}");
+        let results = json(&run.join("results.json"));
+        assert_eq!(results["valid"], true, "{results}");
+        if fence_refusals(&history(&run)) >= 1 {
+            return;
+        }
+        unrefused.push(shown);
+    }
+    panic!("the fence refused no stale holder's write in two runs: {unrefused:?}");
 }
 
 /// The largest jump, either way, between consecutive lines of a ZooKeeper log, whose
