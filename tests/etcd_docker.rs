@@ -8,74 +8,35 @@ mod common;
 use common::*;
 
 use std::path::PathBuf;
-use std::process::Command;
-
-fn require(what: &str, ok: bool, install: &str) {
-    assert!(ok, "{what} is missing: {install}");
-}
-
-/// The names of this run's containers, as the engine lists them.
-fn containers_named(prefix: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .output()
-        .unwrap();
-    text(&out.stdout)
-        .lines()
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn a_docker_cluster_of_etcd_under_faults_checks_valid() {
-    require(
-        "etcd",
-        Command::new("etcd")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "install Debian's etcd-server",
-    );
-    require(
-        "the Docker engine",
-        Command::new("docker")
-            .arg("info")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "start the Docker engine (dockerd) and make `docker info` work",
-    );
+    require_etcd();
+    require_docker();
     let store: PathBuf =
         std::env::temp_dir().join(format!("faultline-e2e-docker-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store);
-    let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args([
-            "test",
-            "--system",
-            "etcd",
-            "--workload",
-            "register",
-            "--backend",
-            "docker",
-            "--nodes",
-            "3",
-            "--time-limit",
-            "8",
-            "--nemesis",
-            "partition,kill,pause",
-            "--nemesis-interval",
-            "2",
-            "--seed",
-            "4",
-            "--store",
-            store.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let (pid, out) = faultline_run(&[
+        "test",
+        "--system",
+        "etcd",
+        "--workload",
+        "register",
+        "--backend",
+        "docker",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "8",
+        "--nemesis",
+        "partition,kill,pause",
+        "--nemesis-interval",
+        "2",
+        "--seed",
+        "4",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(
         out.status.code(),

@@ -23,6 +23,31 @@ pub fn require_tool(tool: &str, package: &str) {
     );
 }
 
+/// Fails unless the Docker engine answers (`docker info`).
+pub fn require_docker() {
+    let up = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        up,
+        "the Docker engine is missing: start dockerd and make `docker info` work"
+    );
+}
+
+/// The names of the engine's containers that start with `prefix`, running or not.
+pub fn containers_named(prefix: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Fails unless the test runs as root (namespaces, iptables, the Docker engine).
 pub fn require_root(why: &str) {
     let uid = std::fs::read_to_string("/proc/self/status")
@@ -106,6 +131,18 @@ pub fn faultline(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_faultline"));
     c.args(args);
     c
+}
+
+/// Runs `faultline` with `args` to its end; returns its pid (which names its containers on
+/// the docker backend) and what it printed.
+pub fn faultline_run(args: &[&str]) -> (u32, std::process::Output) {
+    let child = faultline(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (pid, child.wait_with_output().unwrap())
 }
 
 /// No etcd of this run may outlive it: teardown kills every member.

@@ -9,6 +9,7 @@ pub mod coord;
 pub mod custom;
 pub mod etcd;
 pub mod etcd_wal;
+pub mod jvm;
 pub mod own_node;
 pub mod postgres;
 pub mod repdb;

@@ -1,6 +1,7 @@
 //! Apache ZooKeeper 3.8 (Debian's `zookeeper` package) as a system under test: a 3- or
 //! 5-server ensemble, one JVM per node, started without `zkServer.sh` or systemd, so it
-//! runs the same on every backend that has a JVM (local, netns, ssh).
+//! runs the same on every backend: local, netns and ssh use the node's JVM, and docker puts
+//! the controller's JVM and jars into its node image (see [`super::jvm`]).
 //!
 //! Each server runs `java -cp <jars> QuorumPeerMain conf/zoo.cfg` from its node directory
 //! with its data in `data/` (forceSync on: every proposal is fsynced before its ack, the
@@ -16,13 +17,14 @@
 //! back would bypass every partition and keep servers voting for leaders they cannot
 //! reach.
 
-use super::{zookeeper_txnlog, Backend, Cluster, Db, DbError, LogTail};
+use super::{zookeeper_txnlog, Cluster, Db, DbError, LogTail};
 use crate::control::daemon::{self, sh_quote, Daemon};
 use crate::control::link_proxy::{HeadRewrite, LinkOptions, LocalNet};
 use crate::control::{clock, Cmd, ControlError, Net, Node, PacketFaults};
 use crate::partition::Grudge;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use workloads::zookeeper::ensemble::{four_letter, ZOOKEEPER_JAR};
@@ -157,15 +159,6 @@ impl Db for ZooKeeper {
 
     fn preflight(&self, cluster: &Cluster) -> Result<(), DbError> {
         super::require_three_or_five(SYSTEM, "servers", cluster)?;
-        if cluster.backend == Backend::Docker {
-            return Err(DbError::Setup {
-                system: SYSTEM,
-                what: "the docker backend's images hold a system's binaries and their shared \
-                       libraries, and a JVM is more than that: use the local, netns or ssh \
-                       backend"
-                    .into(),
-            });
-        }
         let probe = format!(
             "command -v java >/dev/null || {{ echo \"no java on the PATH: install Debian's \
              default-jre-headless\"; exit 1; }}; \
@@ -288,6 +281,41 @@ impl Db for ZooKeeper {
 
     fn primaries(&self, cluster: &Cluster) -> Vec<String> {
         super::nodes_where(cluster, |n| self.mode(n).is_ok_and(|m| m == "leader"))
+    }
+
+    /// The controller's JVM (see [`super::jvm`]) and every jar in Debian's /usr/share/java:
+    /// zookeeper.jar's manifest names a score of them by path, and reading a manifest means
+    /// inflating a zip entry, which is not worth a dependency here.
+    fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
+        let mut files = super::jvm::image_files(SYSTEM)?;
+        let jars = Path::new(ZOOKEEPER_JAR)
+            .parent()
+            .expect("the jar's path has a directory");
+        let io = |e: std::io::Error| DbError::Setup {
+            system: SYSTEM,
+            what: format!("cannot list {}: {e}", jars.display()),
+        };
+        let mut names: Vec<PathBuf> = std::fs::read_dir(jars)
+            .map_err(io)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        names.sort();
+        for jar in names {
+            if jar.extension().is_some_and(|x| x == "jar") && jar.is_file() {
+                let bytes_at = jar.canonicalize().map_err(io)?;
+                files.push((bytes_at, jar));
+            }
+        }
+        for needed in [ZOOKEEPER_JAR, SLF4J_SIMPLE_JAR] {
+            if !files.iter().any(|(_, i)| i == Path::new(needed)) {
+                return Err(DbError::Setup {
+                    system: SYSTEM,
+                    what: format!("no {needed} to put in the image: install Debian's zookeeper and libslf4j-java"),
+                });
+            }
+        }
+        Ok(files)
     }
 
     fn client_addr(&self, node: &Node) -> SocketAddr {
