@@ -220,3 +220,40 @@ fn what_postgres_participants_cannot_do_is_refused_before_anything_starts() {
         assert_ne!(out.status.code(), Some(0), "{extra:?}");
     }
 }
+
+/// In containers of the docker backend's image (the node binary and Debian's PostgreSQL),
+/// with the coordinator killed as well as participants, the bank stays atomic.
+#[test]
+fn bank_transfers_stay_atomic_in_docker_containers_under_kills() {
+    require_docker();
+    let (code, out, run) = run(
+        "bank-docker",
+        "bank",
+        &[
+            "--backend",
+            "docker",
+            "--time-limit",
+            "15",
+            "--nemesis",
+            "kill",
+            "--nemesis-targets",
+            "primaries",
+            "--nemesis-interval",
+            "3",
+            "--seed",
+            "1",
+        ],
+    );
+    let r = all_valid(code, &out, &run, "bank");
+    assert_eq!(json(&run.join("test.json"))["args"]["backend"], "docker");
+    let ac = &r["atomic-commit"]["details"];
+    assert!(ac["txns_committed"].as_u64().unwrap() > 20, "{ac:#}");
+    let ev = events(&run);
+    for node in ["n2", "n3"] {
+        assert!(count(&ev, node, "log") > 20, "{node} prepared transactions");
+    }
+    assert!(
+        nemesis_fs(&history(&run)).iter().any(|f| f == "start-kill"),
+        "kills recorded"
+    );
+}

@@ -9,6 +9,7 @@ pub mod coord;
 pub mod custom;
 pub mod etcd;
 pub mod etcd_wal;
+pub mod image;
 pub mod jvm;
 pub mod own_node;
 pub mod postgres;
@@ -397,16 +398,10 @@ pub fn binary_with_libs(
     system: &'static str,
     binary: &str,
 ) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-    let path = std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(binary))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| DbError::Setup {
-            system,
-            what: format!("no {binary} on the controller's PATH to put in the image"),
-        })?;
+    let path = image::on_path(binary).ok_or_else(|| DbError::Setup {
+        system,
+        what: format!("no {binary} on the controller's PATH to put in the image"),
+    })?;
     binary_with_libs_at(system, &path)
 }
 

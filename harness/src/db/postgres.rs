@@ -18,17 +18,26 @@
 //! forks nothing more), kills its children, then kills it, and waits until all are gone, as
 //! a power cut would leave them; the restart then recovers from the WAL.
 
-use super::{Backend, Cluster, Db, DbError};
+use super::{image, Cluster, Db, DbError};
 use crate::control::daemon::{self, sh_quote, Daemon};
 use crate::control::{Cmd, Net, Node};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use workloads::postgres::{DATABASE, PORT, USER};
 
 const SYSTEM: &str = "postgres";
 /// Debian's PostgreSQL 15 programs.
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// util-linux's and procps's programs, by path: busybox's shell in the docker backend's
+/// image runs its own applets of these names (which lack the options used here) before
+/// anything on the PATH.
+const SETPRIV: &str = "/usr/bin/setpriv";
+const PGREP: &str = "/usr/bin/pgrep";
+/// Debian's PostgreSQL 15 share files (catalog templates, time zone sets, text search data).
+const SHARE_DIR: &str = "/usr/share/postgresql/15";
+/// Debian builds PostgreSQL to read the system's time zone database.
+const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
 /// The unprivileged user the server runs as (created by Debian's `postgresql-common`).
 pub const OS_USER: &str = "postgres";
 /// The node-relative data directory.
@@ -52,7 +61,9 @@ pub struct Postgres {
 
 /// `program` from [`BIN_DIR`], run as [`OS_USER`].
 fn as_postgres(program: &str, args: &str) -> String {
-    format!("setpriv --reuid={OS_USER} --regid={OS_USER} --init-groups {BIN_DIR}/{program} {args}")
+    format!(
+        "{SETPRIV} --reuid={OS_USER} --regid={OS_USER} --init-groups {BIN_DIR}/{program} {args}"
+    )
 }
 
 impl Postgres {
@@ -85,15 +96,15 @@ impl Postgres {
                 format!("no {OS_USER} user to run the server as: install Debian's postgresql-15 (postgresql-common creates it)"),
             ),
             (
-                "command -v setpriv && command -v pgrep".into(),
-                "setpriv and pgrep are needed: install Debian's util-linux and procps".into(),
+                format!("[ -x {SETPRIV} ] && [ -x {PGREP} ]"),
+                format!("{SETPRIV} and {PGREP} are needed: install Debian's util-linux and procps"),
             ),
             (
                 "[ \"$(id -u)\" = 0 ]".into(),
                 format!("PostgreSQL refuses to run as root and must be started as the {OS_USER} user, which takes root: run the controller as root (ssh: --username root)"),
             ),
             (
-                format!("setpriv --reuid={OS_USER} --regid={OS_USER} --init-groups sh -c 'cd \"$1\"' sh \"$(pwd)\""),
+                format!("{SETPRIV} --reuid={OS_USER} --regid={OS_USER} --init-groups sh -c 'cd \"$1\"' sh \"$(pwd)\""),
                 format!("the {OS_USER} user cannot reach the node's directory: make its parent directories searchable (chmod o+x) or keep the store elsewhere (--store /tmp/...)"),
             ),
         ];
@@ -193,7 +204,7 @@ fn running_pid() -> String {
 
 /// Sends `signal` to every child of `$pid`.
 fn kids_signal(signal: &str) -> String {
-    format!("for k in $(pgrep -P \"$pid\"); do kill -{signal} \"$k\" 2>/dev/null; done")
+    format!("for k in $({PGREP} -P \"$pid\"); do kill -{signal} \"$k\" 2>/dev/null; done")
 }
 
 fn daemon_paths() -> Daemon {
@@ -218,9 +229,6 @@ impl Db for Postgres {
                 "runs one server, not {}: pass --nodes 1",
                 cluster.nodes.len()
             )));
-        }
-        if cluster.backend == Backend::Docker {
-            return Err(setup(docker_refusal()));
         }
         self.preflight_node(cluster, &cluster.nodes[0])
     }
@@ -353,7 +361,7 @@ impl Db for Postgres {
     fn kill(&self, cluster: &Cluster, node: &Node) -> Result<bool, DbError> {
         let script = format!(
             "{running} || exit 3; kill -STOP \"$pid\"; all=\"$pid\"; \
-             for round in 1 2 3; do for k in $(pgrep -P \"$pid\"); do \
+             for round in 1 2 3; do for k in $({PGREP} -P \"$pid\"); do \
                kill -KILL \"$k\" 2>/dev/null; all=\"$all $k\"; done; done; \
              kill -KILL \"$pid\"; \
              for i in $(seq {polls}); do alive=0; for p in $all; do \
@@ -408,13 +416,44 @@ impl Db for Postgres {
         PathBuf::from(DATA_DIR)
     }
 
-    /// Refused: the docker backend's images hold static binaries without the `postgres`
-    /// user or PostgreSQL's shared files.
+    /// For the docker backend's from-scratch image: Debian's PostgreSQL 15 tree (programs and
+    /// modules) and share files, the time zone database, util-linux's `setpriv` and
+    /// procps's `pgrep` (busybox's lack the options used here), the libraries of all of
+    /// them, and passwd and group files naming the `postgres` user as this host does.
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-        Err(DbError::Setup {
+        let setup = |what: String| DbError::Setup {
             system: SYSTEM,
-            what: docker_refusal(),
-        })
+            what,
+        };
+        let home = Path::new(BIN_DIR).parent().expect("BIN_DIR has a parent");
+        if !home.join("bin/postgres").is_file() {
+            return Err(setup(format!(
+                "no PostgreSQL 15 in {BIN_DIR} to put in the image: install Debian's postgresql-15"
+            )));
+        }
+        let mut files = image::tree(SYSTEM, home, &[])?;
+        for dir in [SHARE_DIR, ZONEINFO_DIR] {
+            files.extend(image::tree(SYSTEM, Path::new(dir), &[])?);
+        }
+        for (tool, package) in [(SETPRIV, "util-linux"), (PGREP, "procps")] {
+            let bytes_at = Path::new(tool).canonicalize().map_err(|e| {
+                setup(format!(
+                    "no {tool} to put in the image ({e}): install Debian's {package}"
+                ))
+            })?;
+            files.push((bytes_at, tool.into()));
+        }
+        files.extend(image::libraries(SYSTEM, &files, home)?);
+        let (passwd, group) = image_accounts().map_err(setup)?;
+        files.push((
+            image::host_file(SYSTEM, &passwd, 0o644)?,
+            "/etc/passwd".into(),
+        ));
+        files.push((
+            image::host_file(SYSTEM, &group, 0o644)?,
+            "/etc/group".into(),
+        ));
+        Ok(files)
     }
 
     fn client_addr(&self, node: &Node) -> SocketAddr {
@@ -431,8 +470,26 @@ impl Db for Postgres {
     }
 }
 
-fn docker_refusal() -> String {
-    "does not run on the docker backend, whose images hold only static binaries (no postgres \
-     user, no PostgreSQL share files): use the local, netns or ssh backend"
-        .into()
+/// The image's passwd and group: root, and the `postgres` user and group with this host's
+/// ids, so that files a container's server writes into a bind-mounted node directory belong
+/// to the same user on both sides.
+fn image_accounts() -> Result<(String, String), String> {
+    let field = |file: &str, name: &str, index: usize| -> Result<String, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name) && f.len() > index)
+            .map(|f| f[index].to_string())
+            .ok_or_else(|| {
+                format!(
+                    "{file} has no {name}: install Debian's postgresql-15 (postgresql-common \
+                     creates the user)"
+                )
+            })
+    };
+    let uid = field("/etc/passwd", OS_USER, 2)?;
+    let gid = field("/etc/passwd", OS_USER, 3)?;
+    let passwd = format!("root:x:0:0:root:/root:/bin/sh\n{OS_USER}:x:{uid}:{gid}::/tmp:/bin/sh\n");
+    let group = format!("root:x:0:\n{OS_USER}:x:{gid}:\n");
+    Ok((passwd, group))
 }

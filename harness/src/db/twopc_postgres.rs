@@ -12,9 +12,9 @@
 //! PostgreSQL's files, and the termination protocol settles them.
 //!
 //! Refused, with the reason: the ssh backend (the event log is merged by this host's
-//! clock), docker (PostgreSQL does not fit the backend's images), clock faults (PostgreSQL
-//! does not read the controllable clock) and disk faults (its WAL is not Faultline's to
-//! damage record by record).
+//! clock, which containers share but other hosts do not), clock faults (PostgreSQL does not
+//! read the controllable clock) and disk faults (its WAL is not Faultline's to damage record
+//! by record).
 
 use super::own_node::OwnNode;
 use super::postgres::Postgres;
@@ -116,14 +116,7 @@ impl Db for TwoPcPostgres {
                         .into(),
                 ))
             }
-            Backend::Docker => {
-                return Err(setup(
-                    "PostgreSQL does not run on the docker backend, whose images hold only \
-                     static binaries: use the local or netns backend"
-                        .into(),
-                ))
-            }
-            Backend::Local | Backend::Netns => {}
+            Backend::Local | Backend::Netns | Backend::Docker => {}
         }
         if let Some(bug) = self.bugs.iter().find(|b| !BUG_NAMES.contains(&b.as_str())) {
             return Err(setup(format!(
@@ -257,11 +250,12 @@ impl Db for TwoPcPostgres {
         ))
     }
 
+    /// The node binary (coordinator and participants) and PostgreSQL: one image serves
+    /// every node.
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
-        Err(DbError::Setup {
-            system: SYSTEM,
-            what: "PostgreSQL does not run on the docker backend".into(),
-        })
+        let mut files = self.own.image_files()?;
+        files.extend(self.pg.image_files()?);
+        Ok(files)
     }
 
     fn client_addr(&self, node: &Node) -> SocketAddr {

@@ -291,22 +291,12 @@ impl Db for ZooKeeper {
         let jars = Path::new(ZOOKEEPER_JAR)
             .parent()
             .expect("the jar's path has a directory");
-        let io = |e: std::io::Error| DbError::Setup {
-            system: SYSTEM,
-            what: format!("cannot list {}: {e}", jars.display()),
-        };
-        let mut names: Vec<PathBuf> = std::fs::read_dir(jars)
-            .map_err(io)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        names.sort();
-        for jar in names {
-            if jar.extension().is_some_and(|x| x == "jar") && jar.is_file() {
-                let bytes_at = jar.canonicalize().map_err(io)?;
-                files.push((bytes_at, jar));
-            }
-        }
+        let is_jar = |p: &Path| p.extension().is_some_and(|x| x == "jar");
+        files.extend(
+            super::image::tree(SYSTEM, jars, &[])?
+                .into_iter()
+                .filter(|(_, in_image)| is_jar(in_image)),
+        );
         for needed in [ZOOKEEPER_JAR, SLF4J_SIMPLE_JAR] {
             if !files.iter().any(|(_, i)| i == Path::new(needed)) {
                 return Err(DbError::Setup {
