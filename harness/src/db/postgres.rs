@@ -417,7 +417,7 @@ impl Db for Postgres {
     }
 
     /// For the docker backend's from-scratch image: Debian's PostgreSQL 15 tree (programs and
-    /// modules) and share files, the time zone database, util-linux's `setpriv` and
+    /// modules, less the JIT provider) and share files, the time zone database, util-linux's `setpriv` and
     /// procps's `pgrep` (busybox's lack the options used here), the libraries of all of
     /// them, and passwd and group files naming the `postgres` user as this host does.
     fn image_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, DbError> {
@@ -431,7 +431,17 @@ impl Db for Postgres {
                 "no PostgreSQL 15 in {BIN_DIR} to put in the image: install Debian's postgresql-15"
             )));
         }
-        let mut files = image::tree(SYSTEM, home, &[])?;
+        // Not the JIT provider: it drags LLVM in (half the image), and a server that cannot
+        // load it runs without JIT, silently.
+        let jit = |p: &Path| {
+            p.starts_with(home.join("lib/bitcode"))
+                || p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("llvmjit"))
+        };
+        let mut files: Vec<_> = image::tree(SYSTEM, home, &[])?
+            .into_iter()
+            .filter(|(_, in_image)| !jit(in_image))
+            .collect();
         for dir in [SHARE_DIR, ZONEINFO_DIR] {
             files.extend(image::tree(SYSTEM, Path::new(dir), &[])?);
         }
@@ -492,4 +502,49 @@ fn image_accounts() -> Result<(String, String), String> {
     let passwd = format!("root:x:0:0:root:/root:/bin/sh\n{OS_USER}:x:{uid}:{gid}::/tmp:/bin/sh\n");
     let group = format!("root:x:0:\n{OS_USER}:x:{gid}:\n");
     Ok((passwd, group))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_holds_the_server_its_tools_and_user_but_not_the_jit() {
+        let files = Postgres::default()
+            .image_files()
+            .expect("Debian's postgresql-15, util-linux and procps are installed");
+        let in_image: Vec<&Path> = files.iter().map(|(_, i)| i.as_path()).collect();
+        let bin = Path::new(BIN_DIR);
+        for needed in [
+            bin.join("postgres"),
+            bin.join("initdb"),
+            bin.join("pg_isready"),
+            PathBuf::from(SETPRIV),
+            PathBuf::from(PGREP),
+            Path::new(SHARE_DIR).join("postgres.bki"),
+            Path::new(ZONEINFO_DIR).join("UTC"),
+        ] {
+            assert!(in_image.contains(&needed.as_path()), "{}", needed.display());
+        }
+        assert!(
+            in_image.iter().any(|p| p.ends_with("libc.so.6")),
+            "the programs' libraries"
+        );
+        let jit = |p: &&Path| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("llvmjit") || name.starts_with("libLLVM")
+        };
+        assert!(!in_image.iter().any(jit), "no JIT provider, no LLVM");
+        let (passwd, _) = files
+            .iter()
+            .find(|(_, i)| i == Path::new("/etc/passwd"))
+            .expect("a passwd file");
+        let passwd = std::fs::read_to_string(passwd).unwrap();
+        assert!(
+            passwd
+                .lines()
+                .any(|l| l.starts_with(&format!("{OS_USER}:x:"))),
+            "{passwd}"
+        );
+    }
 }
