@@ -69,8 +69,12 @@ fn a_failing_run_is_rerun_reported_in_junit_and_sets_the_exit_code() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
+    // Lazy replicas apply in different orders. Depending on the run's timing the checker
+    // sees diverging apply logs, or reads that no single order explains.
     assert!(
-        anomalies.contains(&"divergent-apply-order"),
+        anomalies
+            .iter()
+            .any(|a| ["divergent-apply-order", "incompatible-order"].contains(a)),
         "{anomalies:?}"
     );
     // The rerun is a second, stored run with the same seed.
@@ -94,7 +98,7 @@ fn a_failing_run_is_rerun_reported_in_junit_and_sets_the_exit_code() {
         xml.contains(r#"tests="2" failures="1" errors="0""#),
         "{xml}"
     );
-    assert!(xml.contains("divergent-apply-order"), "{xml}");
+    assert!(xml.contains(&anomalies.join(", ")), "{xml}");
     assert!(xml.contains(&format!("reproduce: {command}")), "{xml}");
     let rerun_said = match lazy["rerun"]["outcome"].as_str().unwrap() {
         "valid" => "valid when rerun with the same seed (flaky)",
