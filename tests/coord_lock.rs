@@ -141,8 +141,7 @@ static HOLDER_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn the_unfenced_lock_loses_mutual_exclusion_when_the_holders_server_pauses() {
     let _one_at_a_time = HOLDER_RUNS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut shown = Vec::new();
-    for seed in ["2", "3"] {
+    some_seed_shows(&["2", "3"], "mutual exclusion lost", |seed| {
         let name = format!("lock-unfenced-holder-{seed}");
         let (out, dir) = holder_paused_seed(&name, "lock-unfenced", seed);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -152,16 +151,15 @@ fn the_unfenced_lock_loses_mutual_exclusion_when_the_holders_server_pauses() {
             Some(1) => {
                 assert_eq!(results["valid"], false, "{results}");
                 assert!(violations >= 1, "{results}");
-                return;
+                Ok(())
             }
             Some(0) => {
                 assert_eq!(violations, 0, "{results}");
-                shown.push(stdout);
+                Err(stdout)
             }
             other => panic!("exit {other:?}: stdout:\n{stdout}\nstderr:\n{stderr}"),
         }
-    }
-    panic!("two runs kept mutual exclusion: {shown:?}");
+    });
 }
 
 /// Every run must be valid. Whether a stale holder writes at all in a run depends on how
@@ -169,8 +167,7 @@ fn the_unfenced_lock_loses_mutual_exclusion_when_the_holders_server_pauses() {
 #[test]
 fn the_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
     let _one_at_a_time = HOLDER_RUNS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut shown = Vec::new();
-    for seed in ["2", "3"] {
+    some_seed_shows(&["2", "3"], "a stale holder's write refused", |seed| {
         let (out, dir) = holder_paused_seed(&format!("lock-fenced-holder-{seed}"), "lock", seed);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(
@@ -181,9 +178,9 @@ fn the_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
         let results = json(&dir.join("results.json"));
         assert_eq!(results["valid"], true, "{results}");
         if fence_refusals(&history(&dir)) >= 1 {
-            return;
+            Ok(())
+        } else {
+            Err(stdout)
         }
-        shown.push(stdout);
-    }
-    panic!("the fence refused no stale holder's write in two runs: {shown:?}");
+    });
 }

@@ -245,8 +245,7 @@ static HOLDER_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn zookeeper_unfenced_locks_lose_mutual_exclusion_when_the_holders_server_pauses() {
     let _one_at_a_time = HOLDER_RUNS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut kept = Vec::new();
-    for seed in ["1", "2"] {
+    some_seed_shows(&["1", "2"], "mutual exclusion lost", |seed| {
         let (code, shown, run) = zk_holder_paused("zk-lock-unfenced", "lock-unfenced", seed);
         let results = json(&run.join("results.json"));
         let violations = results["lock"]["details"]["violations"].as_u64().unwrap();
@@ -264,16 +263,15 @@ fn zookeeper_unfenced_locks_lose_mutual_exclusion_when_the_holders_server_pauses
                     pause_hit_a_holder(&history(&run)),
                     "some pause hit a holder's server: {shown}"
                 );
-                return;
+                Ok(())
             }
             Some(0) => {
                 assert_eq!(violations, 0, "{results}");
-                kept.push(shown);
+                Err(shown)
             }
             other => panic!("exit {other:?}: {shown}"),
         }
-    }
-    panic!("two runs kept mutual exclusion: {kept:?}");
+    });
 }
 
 /// Whether a pause landed where the clients said the lock was held.
@@ -292,18 +290,17 @@ fn pause_hit_a_holder(ops: &[Value]) -> bool {
 #[test]
 fn zookeeper_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
     let _one_at_a_time = HOLDER_RUNS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unrefused = Vec::new();
-    for seed in ["1", "2"] {
+    some_seed_shows(&["1", "2"], "a stale holder's write refused", |seed| {
         let (code, shown, run) = zk_holder_paused("zk-lock-fenced-holder", "lock", seed);
         assert_eq!(code, Some(0), "{shown}");
         let results = json(&run.join("results.json"));
         assert_eq!(results["valid"], true, "{results}");
         if fence_refusals(&history(&run)) >= 1 {
-            return;
+            Ok(())
+        } else {
+            Err(shown)
         }
-        unrefused.push(shown);
-    }
-    panic!("the fence refused no stale holder's write in two runs: {unrefused:?}");
+    });
 }
 
 /// The largest jump, either way, between consecutive lines of a ZooKeeper log, whose

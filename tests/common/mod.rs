@@ -23,6 +23,25 @@ pub fn require_tool(tool: &str, package: &str) {
     );
 }
 
+/// Runs `attempt` with each seed in turn until a run shows what the test waits for, when
+/// that depends on how a run's pacing meets its faults. `attempt` asserts what every run
+/// must satisfy and returns `Ok` when the run showed the effect, or `Err` with the run's
+/// output when it did not; if no seed shows it, the test fails with every output.
+pub fn some_seed_shows(
+    seeds: &[&str],
+    what: &str,
+    mut attempt: impl FnMut(&str) -> Result<(), String>,
+) {
+    let mut outputs = Vec::new();
+    for seed in seeds {
+        match attempt(seed) {
+            Ok(()) => return,
+            Err(shown) => outputs.push(shown),
+        }
+    }
+    panic!("no run (seeds {seeds:?}) showed {what}: {outputs:?}");
+}
+
 /// Fails unless the Docker engine answers (`docker info`).
 pub fn require_docker() {
     let up = Command::new("docker")
