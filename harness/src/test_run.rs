@@ -132,7 +132,8 @@ pub struct TestArgs {
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub op_timeout_ms: u64,
     /// Run a deliberately broken register client, to see the checker catch it: stale-cache
-    /// (etcd) serves reads from a local cache; plain-reads (zookeeper) reads without `sync`.
+    /// (etcd) serves reads from a local cache; plain-reads (zookeeper) reads without `sync`;
+    /// sync-reads (zookeeper) reads after `sync` but does not confirm what it read.
     #[arg(long, value_name = "BUG")]
     pub client_bug: Option<String>,
     /// Switch on a bug planted in a reference system, to see the checkers catch it

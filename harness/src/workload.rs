@@ -20,7 +20,7 @@ use workloads::register::{
 };
 use workloads::repdb::workload::{self as repdb_workload, RepdbWorkload};
 use workloads::twopc::workload::{self as twopc_workload, TwoPcWorkload};
-use workloads::zookeeper::workloads as zk_workloads;
+use workloads::zookeeper::workloads::{self as zk_workloads, ReadMode};
 
 pub mod custom;
 pub mod postgres;
@@ -102,8 +102,13 @@ pub fn check_pairing(system: &str, workload: &str) -> Result<(), String> {
 const MAX_SETUP_ATTEMPTS: u64 = 100;
 /// The deliberately broken clients `--client-bug` knows, and the system whose clients they
 /// are: etcd's caches reads; ZooKeeper's reads without `sync` first (plain reads, which
-/// ZooKeeper allows to be stale).
-pub const CLIENT_BUGS: &[(&str, &str)] = &[("stale-cache", "etcd"), ("plain-reads", "zookeeper")];
+/// ZooKeeper allows to be stale) and with `sync` but unconfirmed (sync reads, stale when
+/// the leader was deposed and has not noticed: ZOOKEEPER-1675).
+pub const CLIENT_BUGS: &[(&str, &str)] = &[
+    ("stale-cache", "etcd"),
+    ("plain-reads", "zookeeper"),
+    ("sync-reads", "zookeeper"),
+];
 
 /// Attempts at each final read before giving up on it (the check then sees only failures).
 const MAX_FINAL_READ_ATTEMPTS: u64 = 100;
@@ -217,8 +222,8 @@ pub struct Workload {
     register: RegisterWorkload,
     ops: Arc<Mutex<RegisterOps>>,
     stale_cache: bool,
-    /// ZooKeeper's register reads without `sync` (`--client-bug plain-reads`).
-    plain_reads: bool,
+    /// How ZooKeeper's register client reads (`--client-bug plain-reads`, `sync-reads`).
+    zk_reads: ReadMode,
     target: Target,
     /// Clients give up on an operation a little before the runner records it `info`.
     client_timeout_ms: u64,
@@ -270,7 +275,11 @@ impl Workload {
             register,
             ops: Arc::new(Mutex::new(ops)),
             stale_cache: client_bug == Some("stale-cache"),
-            plain_reads: client_bug == Some("plain-reads"),
+            zk_reads: match client_bug {
+                Some("plain-reads") => ReadMode::Plain,
+                Some("sync-reads") => ReadMode::Sync,
+                _ => ReadMode::Confirmed,
+            },
             target,
             client_timeout_ms: op_timeout_ms.saturating_sub(op_timeout_ms / 10).max(1),
             stdio: None,
@@ -445,7 +454,7 @@ impl Workload {
                 op_timeout_ms: self.client_timeout_ms,
                 focus: self.focus.clone(),
             };
-            let client = zk_workloads::client(name, ctx, !self.plain_reads)
+            let client = zk_workloads::client(name, ctx, self.zk_reads)
                 .expect("check_pairing admitted only workloads with a ZooKeeper client");
             return AnyClient::Dyn(client);
         }

@@ -16,7 +16,7 @@ use workloads::client::{Client, Outcome};
 use workloads::coord::workload::{self, ClientContext};
 use workloads::register::RegisterWorkload;
 use workloads::zookeeper::ensemble::{Ensemble, EnsembleConfig};
-use workloads::zookeeper::workloads as zk_workloads;
+use workloads::zookeeper::workloads::{self as zk_workloads, ReadMode};
 
 /// ZooKeeper's tick in these tests, as the harness runs it: sessions of 0.5 to 5 s, so
 /// the lock session's 1 s lease is granted as asked.
@@ -115,7 +115,7 @@ struct Run {
     workers: u32,
     ops_per_worker: u32,
     op_timeout_ms: u64,
-    sync_reads: bool,
+    reads: ReadMode,
     /// Workers stop drawing operations this long after they started, if given.
     duration: Option<Duration>,
 }
@@ -123,7 +123,7 @@ struct Run {
 impl Run {
     fn client(&self, nodes: &[SocketAddr], worker: u32) -> workloads::client::BoxClient {
         let ctx = ctx(nodes, worker, self.op_timeout_ms);
-        zk_workloads::client(self.name, ctx, self.sync_reads)
+        zk_workloads::client(self.name, ctx, self.reads)
             .unwrap_or_else(|| panic!("no ZooKeeper client for {}", self.name))
     }
 
@@ -245,7 +245,7 @@ fn assert_lock_run(name: &'static str) {
         workers: 5,
         ops_per_worker: 100_000,
         op_timeout_ms: 3_000,
-        sync_reads: true,
+        reads: ReadMode::Confirmed,
         duration: Some(Duration::from_secs(6)),
     };
     let (history, counts) = run_coord_workload(run, 7);
@@ -296,7 +296,7 @@ fn stale_holder(name: &'static str) -> (History, workloads::verdict::Verdict) {
         ops_per_worker: 0,
         // Waits of 4 s: past the lock session's 1 s lease and its expiry's tick.
         op_timeout_ms: 8_000,
-        sync_reads: true,
+        reads: ReadMode::Confirmed,
         duration: None,
     };
     let rec = Recorder::new();
@@ -363,6 +363,43 @@ fn lock_unfenced_on_zookeeper_accepts_the_stale_holder_and_the_checker_sees_it()
     assert_eq!(kinds, ["stale-write"], "{}", verdict.explanation);
 }
 
+/// Watches set by reads fire before the same session reads the newer value, once each.
+/// ZooKeeper 3.8's notifications carry no zxid, so every one is recorded with a null zxid
+/// and the check counts them unordered.
+#[test]
+fn watch_on_zookeeper_fires_before_the_newer_value_once() {
+    let run = Run {
+        name: "watch",
+        workers: 6,
+        ops_per_worker: 60,
+        op_timeout_ms: 4_000,
+        reads: ReadMode::Confirmed,
+        duration: None,
+    };
+    let (history, counts) = run_coord_workload(run, 5);
+    assert!(count(&counts, "read ok") >= 100, "{counts:?}");
+    assert!(count(&counts, "write ok") >= 100, "{counts:?}");
+    let fired: Vec<&Value> = history
+        .ops
+        .iter()
+        .filter(|op| op.op_type == OpType::Ok)
+        .flat_map(|op| op.value["fired"].as_array().into_iter().flatten())
+        .collect();
+    assert!(fired.len() >= 20, "watches fired: {counts:?}");
+    assert!(
+        fired
+            .iter()
+            .all(|f| f["zxid"].is_null() && f["id"].is_string()),
+        "3.8 sends no zxid: {fired:?}"
+    );
+    let verdict = workload::by_name("watch").unwrap().check(&history);
+    assert_eq!(
+        verdict.details["fired_without_zxid"],
+        fired.len(),
+        "{verdict:?}"
+    );
+}
+
 #[test]
 fn sequential_on_zookeeper_numbers_creates_uniquely_in_order() {
     let run = Run {
@@ -370,7 +407,7 @@ fn sequential_on_zookeeper_numbers_creates_uniquely_in_order() {
         workers: 6,
         ops_per_worker: 50,
         op_timeout_ms: 4_000,
-        sync_reads: true,
+        reads: ReadMode::Confirmed,
         duration: None,
     };
     let (history, counts) = run_coord_workload(run, 11);
@@ -400,7 +437,7 @@ fn election_on_zookeeper_has_one_leader_per_epoch() {
         workers: 5,
         ops_per_worker: 100_000,
         op_timeout_ms: 3_000,
-        sync_reads: true,
+        reads: ReadMode::Confirmed,
         duration: Some(Duration::from_secs(6)),
     };
     let (history, counts) = run_coord_workload(run, 5);
@@ -431,7 +468,7 @@ fn membership_on_zookeeper_expires_ghosts_and_keeps_live_members() {
         workers: 5,
         ops_per_worker: 100_000,
         op_timeout_ms: 4_000,
-        sync_reads: true,
+        reads: ReadMode::Confirmed,
         duration: Some(Duration::from_secs(5)),
     };
     let (history, counts) = run_coord_workload(run, 9);
@@ -509,7 +546,7 @@ fn run_register(kill_leader_after: Option<usize>) -> BTreeMap<String, u64> {
             150
         },
         op_timeout_ms: 1_500,
-        sync_reads: true,
+        reads: ReadMode::Confirmed,
         duration: kill_leader_after.map(|_| Duration::from_secs(8)),
     };
     let rt = runtime();
@@ -548,7 +585,7 @@ fn run_register(kill_leader_after: Option<usize>) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn register_on_zookeeper_with_synced_reads_is_linearizable() {
+fn register_on_zookeeper_with_confirmed_reads_is_linearizable() {
     let counts = run_register(None);
     for f in ["read", "write"] {
         assert!(count(&counts, &format!("{f} ok")) >= 100, "{f}: {counts:?}");
@@ -579,7 +616,62 @@ fn names_and_clients_cover_the_coord_workloads_by_their_names() {
             *name == "register" || workload::by_name(name).is_some(),
             "{name} is not a coord workload"
         );
-        assert!(zk_workloads::client(name, ctx(&nodes, 0, 100), true).is_some());
+        assert!(zk_workloads::client(name, ctx(&nodes, 0, 100), ReadMode::default()).is_some());
     }
-    assert!(zk_workloads::client("no-such", ctx(&nodes, 0, 100), true).is_none());
+    assert!(zk_workloads::client("no-such", ctx(&nodes, 0, 100), ReadMode::default()).is_none());
+}
+
+/// The zxid ZooKeeper gives the next write: one past every transaction committed so far.
+async fn next_write_zxid(raw: &workloads::zookeeper::Client) -> i64 {
+    raw.set_data("/probe", b"", -1)
+        .await
+        .expect("the probe is written")
+        .mzxid
+}
+
+/// A read of the register as `mode` performs it, and the transactions it committed.
+async fn read_and_count_txns(
+    nodes: &[SocketAddr],
+    raw: &workloads::zookeeper::Client,
+    mode: ReadMode,
+    key: i64,
+) -> (Outcome, i64) {
+    let mut client = zk_workloads::client("register", ctx(nodes, 0, 3_000), mode).unwrap();
+    // Opening the session is a transaction too: open it on another key first.
+    let warm = client.invoke("read", &serde_json::json!([99, null])).await;
+    assert_eq!(warm.op_type, OpType::Ok, "{warm:?}");
+    let before = next_write_zxid(raw).await;
+    let outcome = client.invoke("read", &serde_json::json!([key, null])).await;
+    let after = next_write_zxid(raw).await;
+    (outcome, after - before - 1)
+}
+
+/// ZooKeeper's `sync` is not a quorum operation, so the default read confirms what it read
+/// with a `check` that Zab commits (one transaction), and reads a missing key by creating
+/// it empty (one transaction, the value still null). The `sync-reads` client bug commits
+/// nothing. Counted through zxids: a write's mzxid is one past the last transaction.
+#[test]
+fn confirmed_reads_commit_a_transaction_and_sync_reads_do_not() {
+    let (_dir, zk) = ensemble();
+    let nodes = addrs(&zk);
+    runtime().block_on(async {
+        let mut config = workloads::zookeeper::Config::new(&zk.client_addrs());
+        config.connect_timeout = Duration::from_secs(5);
+        let raw = workloads::zookeeper::Client::connect(config).await.unwrap();
+        raw.create("/probe", b"", workloads::zookeeper::CreateMode::Persistent)
+            .await
+            .unwrap();
+        let (missing, txns) = read_and_count_txns(&nodes, &raw, ReadMode::Confirmed, 7).await;
+        assert_eq!(missing.value, serde_json::json!([7, null]), "{missing:?}");
+        assert_eq!(txns, 1, "the missing node was created");
+        let (data, _) = raw.get_data("/register-7").await.expect("created empty");
+        assert!(data.is_empty(), "{data:?}");
+        raw.set_data("/register-7", b"42", -1).await.unwrap();
+        let (read, txns) = read_and_count_txns(&nodes, &raw, ReadMode::Confirmed, 7).await;
+        assert_eq!(read.value, serde_json::json!([7, 42]), "{read:?}");
+        assert_eq!(txns, 1, "the version read was checked through Zab");
+        let (read, txns) = read_and_count_txns(&nodes, &raw, ReadMode::Sync, 7).await;
+        assert_eq!(read.value, serde_json::json!([7, 42]), "{read:?}");
+        assert_eq!(txns, 0, "sync commits nothing");
+    });
 }

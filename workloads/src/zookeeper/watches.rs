@@ -62,6 +62,18 @@ impl Watch {
     pub fn try_take(&mut self) -> Option<WatchedEvent> {
         self.rx.try_recv().ok()
     }
+
+    /// The notification, or why none will come (the client was dropped); `None` while one
+    /// still may.
+    pub fn try_resolved(&mut self) -> Option<Result<WatchedEvent, WatchError>> {
+        match self.rx.try_recv() {
+            Ok(event) => Some(Ok(event)),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(WatchError::Dropped {
+                path: self.path.clone(),
+            })),
+        }
+    }
 }
 
 type Waiters = HashMap<String, Vec<oneshot::Sender<WatchedEvent>>>;

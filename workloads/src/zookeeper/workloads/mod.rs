@@ -8,9 +8,10 @@
 //! operation whose outcome is unknown is `info`, after which the client forgets the
 //! retired process's state (its lock, its candidacy) as the coord clients do.
 //!
-//! `watch` has no ZooKeeper client: its values carry each notification's zxid, and
-//! ZooKeeper 3.8 sends notifications with a zxid of -1 (the triggering zxid reaches
-//! clients only from 3.9 on), so the client could not record what the checker judges.
+//! `watch` shares coord's client through its store trait. ZooKeeper 3.8 sends
+//! notifications with a zxid of -1 (the triggering zxid reaches clients only from 3.9 on),
+//! so they are recorded with a null zxid: the check holds them to arrive before the newer
+//! value and once, but cannot order them by zxid, and its summary says how many.
 
 mod election;
 mod lock;
@@ -19,11 +20,12 @@ mod queue;
 mod register;
 mod sequential;
 mod session;
+mod watch;
 
 pub use election::ZkElectionClient;
 pub use lock::ZkLockClient;
 pub use membership::ZkMemberClient;
-pub use register::ZkRegisterClient;
+pub use register::{ReadMode, ZkRegisterClient};
 pub use sequential::ZkSeqClient;
 
 use crate::client::BoxClient;
@@ -37,24 +39,21 @@ pub const NAMES: &[&str] = &[
     "sequential",
     "election",
     "membership",
+    "watch",
 ];
 
 /// The ZooKeeper client for worker `ctx.worker` of workload `name` (as
 /// `crate::coord::workload::by_name(name)` names it, plus "register"), or None.
-/// `sync_reads` matters only to `register`: off, its reads are ZooKeeper's plain local
-/// reads, which may be stale.
-pub fn client(name: &str, ctx: ClientContext, sync_reads: bool) -> Option<BoxClient> {
+/// `reads` matters only to `register`.
+pub fn client(name: &str, ctx: ClientContext, reads: ReadMode) -> Option<BoxClient> {
     let client = match name {
-        "register" => BoxClient::new(ZkRegisterClient::new(
-            ctx.node,
-            ctx.op_timeout_ms,
-            sync_reads,
-        )),
+        "register" => BoxClient::new(ZkRegisterClient::new(ctx.node, ctx.op_timeout_ms, reads)),
         "lock" => BoxClient::new(ZkLockClient::new(ctx, true)),
         "lock-unfenced" => BoxClient::new(ZkLockClient::new(ctx, false)),
         "sequential" => BoxClient::new(ZkSeqClient::new(ctx)),
         "election" => BoxClient::new(ZkElectionClient::new(ctx)),
         "membership" => BoxClient::new(ZkMemberClient::new(ctx)),
+        "watch" => BoxClient::new(watch::client(&ctx)),
         _ => return None,
     };
     Some(client)

@@ -2,10 +2,17 @@
 //! ([`crate::register::CoordRegisterClient`]) on ZooKeeper's client. Key `k` is the znode
 //! `/register-<k>`, holding the value as decimal text.
 //!
-//! - read: `sync`, then `getData` on the same session (FIFO order puts the read after the
-//!   sync, and the sync after every write committed before it). With `sync_reads` off the
-//!   read is ZooKeeper's plain local read, which a lagging server may answer stale: that
-//!   variant exists to show the checker catching it.
+//! - read ([`ReadMode::Confirmed`], the default): `sync`, `getData`, then a `multi` holding
+//!   only a `check` of the version read. ZooKeeper promises linearizable writes, not reads:
+//!   `sync` is not a quorum operation (ZOOKEEPER-1675), so a deposed leader that has not
+//!   noticed yet (its clock stalled, or its peers' links cut) answers sync and read from
+//!   its stale tree. The check is a write, ordered by Zab like any other; versions only
+//!   grow, so when it commits the node still held what was read, and the read takes effect
+//!   at that commit. A node not there yet is read as null by creating it empty, which is a
+//!   write too and leaves the register's value null. The two weaker modes are
+//!   `--client-bug`s that show what the checker catches: [`ReadMode::Sync`] (ZooKeeper's
+//!   documented recipe, stale when the leader is deposed unawares) and [`ReadMode::Plain`]
+//!   (a local read, stale whenever the server lags).
 //! - write: `setData` at any version, or `create` when the node does not exist yet;
 //! - cas: `sync`, `getData`, and `setData` at the version read.
 //!
@@ -14,7 +21,7 @@
 use super::session::LazySession;
 use crate::client::{Client, Outcome};
 use crate::register::RegisterOp;
-use crate::zookeeper::{Client as Zk, CreateMode, Error, ErrorCode};
+use crate::zookeeper::{Client as Zk, CreateMode, Error, ErrorCode, MultiOp};
 use checkers::history::Value;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -26,24 +33,38 @@ const SESSION_TIMEOUT_MS: u64 = 4_000;
 /// new one when the old is gone.
 pub struct ZkRegisterClient {
     session: LazySession,
-    sync_reads: bool,
+    reads: ReadMode,
 }
 
+/// How the register client reads a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// `sync`, `getData`, and a committed `check` of the version read: linearizable.
+    #[default]
+    Confirmed,
+    /// `sync`, then `getData`: stale when the server's leader was deposed unawares.
+    Sync,
+    /// `getData` alone: stale whenever the server lags its leader.
+    Plain,
+}
+
+/// Rounds of read-then-create a confirmed read of a missing node tries before failing,
+/// when other clients keep creating and deleting it in between.
+const MAX_READ_ROUNDS: usize = 2;
+
 impl ZkRegisterClient {
-    /// A client of the server at `addr`, with requests timing out after `op_timeout_ms`;
-    /// reads sync first if `sync_reads`.
-    pub fn new(addr: SocketAddr, op_timeout_ms: u64, sync_reads: bool) -> ZkRegisterClient {
+    /// A client of the server at `addr`, with requests timing out after `op_timeout_ms`,
+    /// reading as `reads` says.
+    pub fn new(addr: SocketAddr, op_timeout_ms: u64, reads: ReadMode) -> ZkRegisterClient {
         ZkRegisterClient {
             session: LazySession::new(&[addr], SESSION_TIMEOUT_MS, op_timeout_ms, op_timeout_ms),
-            sync_reads,
+            reads,
         }
     }
 
     async fn perform(&self, c: &Zk, op: RegisterOp) -> Result<Value, Error> {
         match op {
-            RegisterOp::Read { key } => {
-                read(c, key, self.sync_reads).await.map(|v| json!([key, v]))
-            }
+            RegisterOp::Read { key } => read(c, key, self.reads).await.map(|v| json!([key, v])),
             RegisterOp::Write { key, value } => {
                 write(c, key, value).await.map(|()| json!([key, value]))
             }
@@ -63,15 +84,45 @@ fn parse(data: &[u8]) -> Value {
         .map_or(Value::Null, Value::from)
 }
 
-async fn read(c: &Zk, key: i64, sync: bool) -> Result<Value, Error> {
-    if sync {
-        c.sync(&path(key)).await?;
+async fn read(c: &Zk, key: i64, mode: ReadMode) -> Result<Value, Error> {
+    let p = path(key);
+    if mode != ReadMode::Plain {
+        c.sync(&p).await?;
     }
-    match c.get_data(&path(key)).await {
+    if mode == ReadMode::Confirmed {
+        return confirmed_read(c, &p).await;
+    }
+    match c.get_data(&p).await {
         Ok((data, _)) => Ok(parse(&data)),
         Err(e) if e.code() == ErrorCode::NoNode => Ok(Value::Null),
         Err(e) => Err(e),
     }
+}
+
+/// The value at `p` as of a write that commits after the local read: see the module doc.
+async fn confirmed_read(c: &Zk, p: &str) -> Result<Value, Error> {
+    let mut last = None;
+    for _ in 0..MAX_READ_ROUNDS {
+        match c.get_data(p).await {
+            Ok((data, stat)) => {
+                let check = MultiOp::Check {
+                    path: p.to_string(),
+                    version: stat.version,
+                };
+                c.multi(vec![check]).await?;
+                return Ok(parse(&data));
+            }
+            Err(e) if e.code() == ErrorCode::NoNode => {}
+            Err(e) => return Err(e),
+        }
+        // Empty data parses as null: creating the node leaves the register's value alone.
+        match c.create(p, b"", CreateMode::Persistent).await {
+            Ok(_) => return Ok(Value::Null),
+            Err(e) if e.code() == ErrorCode::NodeExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("every round that falls through records its error"))
 }
 
 async fn write(c: &Zk, key: i64, value: i64) -> Result<(), Error> {

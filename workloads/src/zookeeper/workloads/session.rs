@@ -68,6 +68,11 @@ impl LazySession {
         LazySession::new(&servers, session_timeout_ms, connect_ms, ctx.op_timeout_ms)
     }
 
+    /// The current session's client, if one is open; connects nothing.
+    pub fn current(&self) -> Option<&Arc<Client>> {
+        self.client.as_ref()
+    }
+
     pub fn request_timeout(&self) -> Duration {
         self.config.request_timeout
     }

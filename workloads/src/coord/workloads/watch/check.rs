@@ -7,6 +7,10 @@
 //!   notification must precede the answer;
 //! - **once, and for a change**: a watch resolves at most once, fires with a zxid above the
 //!   mzxid it was set at, and only watches that were set fire.
+//!
+//! A notification recorded with a null zxid (ZooKeeper 3.8 sends none) is held to every
+//! rule but the two about its zxid; the verdict counts them, so that a run whose order
+//! could not be checked says so.
 
 use crate::verdict::Verdict;
 use checkers::history::{History, Op, OpType};
@@ -45,7 +49,8 @@ struct Completion {
     /// The mzxid of an `ok` read.
     read_mzxid: Option<u64>,
     set: Option<(String, u64)>,
-    fired: Vec<(String, u64)>,
+    /// Notifications, with their zxids where recorded.
+    fired: Vec<(String, Option<u64>)>,
     lost: Vec<String>,
 }
 
@@ -59,6 +64,8 @@ struct State {
     highest: BTreeMap<(u64, u64), (u64, String)>,
     anomalies: Vec<Value>,
     fired: usize,
+    /// Notifications recorded without a zxid.
+    fired_without_zxid: usize,
 }
 
 pub fn check(history: &History) -> Verdict {
@@ -118,9 +125,14 @@ fn completion(op: &Op) -> Result<Completion, Malformed> {
         let id = f["id"]
             .as_str()
             .ok_or_else(|| bad("a notification without id"))?;
-        let zxid = f["zxid"]
-            .as_u64()
-            .ok_or_else(|| bad("a notification without zxid"))?;
+        let zxid = match f.get("zxid") {
+            Some(Value::Null) => None,
+            Some(z) => Some(
+                z.as_u64()
+                    .ok_or_else(|| bad("a notification's zxid is not a count"))?,
+            ),
+            None => return Err(bad("a notification without zxid")),
+        };
         fired.push((id.to_string(), zxid));
     }
     let lost: Option<Vec<String>> = v["lost"]
@@ -182,6 +194,10 @@ impl State {
                 continue;
             };
             self.fired += 1;
+            let Some(zxid) = zxid else {
+                self.fired_without_zxid += 1;
+                continue;
+            };
             if *zxid <= w.mzxid {
                 self.anomaly(json!({"kind": "fired for an old change", "watch": id, "set_op": w.op, "set_mzxid": w.mzxid, "zxid": zxid, "op": c.index}));
             }
@@ -243,8 +259,12 @@ impl State {
     }
 
     fn verdict(self) -> Verdict {
+        let unordered = match self.fired_without_zxid {
+            0 => String::new(),
+            n => format!(" ({n} without a zxid: their order is not checked)"),
+        };
         let summary = format!(
-            "watch: {} watches set, {} fired, {} resolved; {} anomalies",
+            "watch: {} watches set, {} fired{unordered}, {} resolved; {} anomalies",
             self.watches.len(),
             self.fired,
             self.resolved.len(),
@@ -270,6 +290,7 @@ impl State {
             details: json!({
                 "watches": self.watches.len(),
                 "fired": self.fired,
+                "fired_without_zxid": self.fired_without_zxid,
                 "anomalies": self.anomalies.len(),
                 "examples": self.anomalies.iter().take(MAX_REPORTED).collect::<Vec<_>>(),
             }),
@@ -397,10 +418,36 @@ mod tests {
         assert_eq!(v.valid, Validity::Valid, "{}", v.explanation);
     }
 
+    /// ZooKeeper's notifications carry no zxid: the order rules cannot apply, the others
+    /// still do, and the verdict says how many went unordered.
+    #[test]
+    fn notifications_without_a_zxid_are_held_to_the_other_rules() {
+        let fired = json!({"mzxid": 9, "fired": [{"id": "0.1", "zxid": null}]});
+        let v = run(vec![set("0.1", 5), op("read", Done, fired.clone())]);
+        assert_eq!(v.valid, Validity::Valid, "{}", v.explanation);
+        assert_eq!(v.details["fired_without_zxid"], 1);
+        assert!(v.summary.contains("1 without a zxid"), "{}", v.summary);
+        let v = run(vec![
+            set("0.1", 5),
+            op("read", Done, json!({"mzxid": 9})),
+            op("read", Done, fired.clone()),
+            op("read", Done, fired),
+        ]);
+        for kind in ["newer value read before", "resolved twice"] {
+            assert!(v.explanation.contains(kind), "{kind}: {}", v.explanation);
+        }
+    }
+
     #[test]
     fn empty_is_valid_and_bad_values_are_errors() {
         assert_eq!(run(vec![]).valid, Validity::Valid);
         let v = run(vec![op("read", Done, json!({"fired": [{"id": "0.1"}]}))]);
+        assert_eq!(v.valid, Validity::Unknown);
+        let v = run(vec![op(
+            "read",
+            Done,
+            json!({"fired": [{"id": "0.1", "zxid": "9"}]}),
+        )]);
         assert_eq!(v.valid, Validity::Unknown);
     }
 }
