@@ -6,6 +6,7 @@ pub mod lock;
 pub mod membership;
 pub mod sequential;
 pub mod watch;
+pub(crate) mod znodes;
 
 use super::workload::CoordWorkload;
 use std::sync::Arc;

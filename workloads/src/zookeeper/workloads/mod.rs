@@ -8,28 +8,31 @@
 //! operation whose outcome is unknown is `info`, after which the client forgets the
 //! retired process's state (its lock, its candidacy) as the coord clients do.
 //!
-//! `watch` shares coord's client through its store trait. ZooKeeper 3.8 sends
-//! notifications with a zxid of -1 (the triggering zxid reaches clients only from 3.9 on),
-//! so they are recorded with a null zxid: the check holds them to arrive before the newer
-//! value and once, but cannot order them by zxid, and its summary says how many.
+//! `sequential` and `watch` run coord's own clients on a ZooKeeper session (`ZkSession`,
+//! which implements coord's `Znodes` trait); the other workloads still have clients of
+//! their own here. ZooKeeper 3.8 sends notifications with a zxid of -1 (the triggering
+//! zxid reaches clients only from 3.9 on), so they are recorded with a null zxid: the
+//! watch check holds them to arrive before the newer value and once, but cannot order
+//! them by zxid, and its summary says how many.
 
 mod election;
 mod lock;
 mod membership;
 mod queue;
 mod register;
-mod sequential;
 mod session;
-mod watch;
+mod znodes;
 
 pub use election::ZkElectionClient;
 pub use lock::ZkLockClient;
 pub use membership::ZkMemberClient;
 pub use register::{ReadMode, ZkRegisterClient};
-pub use sequential::ZkSeqClient;
 
 use crate::client::BoxClient;
 use crate::coord::workload::ClientContext;
+use crate::coord::workloads::sequential::{self, SeqClient};
+use crate::coord::workloads::watch::{self, client::WatchClient};
+use znodes::ZkSession;
 
 /// The workloads with a ZooKeeper client.
 pub const NAMES: &[&str] = &[
@@ -50,10 +53,16 @@ pub fn client(name: &str, ctx: ClientContext, reads: ReadMode) -> Option<BoxClie
         "register" => BoxClient::new(ZkRegisterClient::new(ctx.node, ctx.op_timeout_ms, reads)),
         "lock" => BoxClient::new(ZkLockClient::new(ctx, true)),
         "lock-unfenced" => BoxClient::new(ZkLockClient::new(ctx, false)),
-        "sequential" => BoxClient::new(ZkSeqClient::new(ctx)),
+        "sequential" => BoxClient::new(SeqClient::new(ZkSession::for_worker(
+            &ctx,
+            sequential::SESSION_TIMEOUT_MS,
+        ))),
         "election" => BoxClient::new(ZkElectionClient::new(ctx)),
         "membership" => BoxClient::new(ZkMemberClient::new(ctx)),
-        "watch" => BoxClient::new(watch::client(&ctx)),
+        "watch" => BoxClient::new(WatchClient::new(ZkSession::for_worker(
+            &ctx,
+            watch::SESSION_TIMEOUT_MS,
+        ))),
         _ => return None,
     };
     Some(client)

@@ -6,23 +6,27 @@
 //!   with the SEQUENCE flag; the token (worker and counter) names the op in the node's name,
 //!   so the final listing resolves `info` creates and exposes failed ones that took effect.
 //! - `list` `{parent}` (final) → `{parent, children}`: sync + the parent's children.
+//!
+//! The client runs on coord and on Apache ZooKeeper alike ([`super::znodes::Znodes`]).
 
 pub(crate) mod check;
 
-use super::membership::session::{write_failed, Session};
+use super::membership::session::Session;
+use super::znodes::Znodes;
 use crate::client::{BoxClient, Client, Outcome};
 use crate::coord::workload::{ClientContext, CoordWorkload};
 use crate::verdict::Verdict;
+use crate::zookeeper::CreateMode;
 use checkers::history::{History, Value};
 use checkers::rng::Rng;
-use coord::api::{child_path, Acl, CreateFlags};
+use coord::api::child_path;
 use serde_json::json;
 
 /// Where the parents live.
 pub const ROOT: &str = "/faultline-seq";
 /// How many parents: few, so that creates contend on each.
 pub const PARENTS: u64 = 3;
-const SESSION_TIMEOUT_MS: u64 = 10_000;
+pub(crate) const SESSION_TIMEOUT_MS: u64 = 10_000;
 
 pub struct Sequential;
 
@@ -43,10 +47,7 @@ impl CoordWorkload for Sequential {
     }
 
     fn client(&self, ctx: ClientContext) -> BoxClient {
-        BoxClient::new(SeqClient {
-            session: Session::new(ctx, SESSION_TIMEOUT_MS),
-            created: 0,
-        })
+        BoxClient::new(SeqClient::new(Session::new(ctx, SESSION_TIMEOUT_MS)))
     }
 
     fn check(&self, history: &History) -> Verdict {
@@ -54,13 +55,23 @@ impl CoordWorkload for Sequential {
     }
 }
 
-struct SeqClient {
-    session: Session,
+/// The sequential client on any session on znodes.
+pub(crate) struct SeqClient<S: Znodes> {
+    session: S,
     /// Creates this worker attempted: with the worker id, a unique token per create.
     created: u64,
 }
 
-impl Client for SeqClient {
+impl<S: Znodes> SeqClient<S> {
+    pub fn new(session: S) -> SeqClient<S> {
+        SeqClient {
+            session,
+            created: 0,
+        }
+    }
+}
+
+impl<S: Znodes> Client for SeqClient<S> {
     async fn invoke(&mut self, f: &str, value: &Value) -> Outcome {
         let Some(parent) = value["parent"].as_str().filter(|p| valid_parent(p)) else {
             return Outcome::fail(value.clone(), "no valid parent");
@@ -83,21 +94,18 @@ pub(crate) fn valid_parent(p: &str) -> bool {
         .is_some_and(|n| n < PARENTS)
 }
 
-impl SeqClient {
+impl<S: Znodes> SeqClient<S> {
     async fn create(&mut self, parent: &str, dir: &str) -> Outcome {
         self.created += 1;
-        let token = format!("w{}.{}", self.session.ctx().worker, self.created);
+        let token = format!("w{}.{}", self.session.worker(), self.created);
         let mut value = json!({ "parent": parent, "token": token });
-        let c = match self.session.client().await {
-            Ok(c) => c,
-            Err(e) => return Outcome::fail(value, e.to_string()),
-        };
         let prefix = child_path(dir, &format!("n-{token}-"));
-        match c
-            .create(&prefix, b"", &Acl::open(), CreateFlags::SEQUENCE)
+        match self
+            .session
+            .create(&prefix, b"", CreateMode::PersistentSequential)
             .await
         {
-            Ok((path, _)) => match check::sequence_of(&path) {
+            Ok(path) => match check::sequence_of(&path) {
                 Some((_, seq)) => {
                     value["seq"] = json!(seq);
                     Outcome::ok(value)
@@ -106,26 +114,21 @@ impl SeqClient {
             },
             Err(e) => {
                 self.session.ended_by(&e);
-                write_failed(value, &e)
+                if S::is_definite(&e) {
+                    Outcome::fail(value, e.to_string())
+                } else {
+                    Outcome::info(value, e.to_string())
+                }
             }
         }
     }
 
     async fn list(&mut self, parent: &str, dir: &str) -> Outcome {
-        let value = json!({ "parent": parent });
-        let c = match self.session.client().await {
-            Ok(c) => c,
-            Err(e) => return Outcome::fail(value, e.to_string()),
-        };
-        let listed = async {
-            c.sync(dir).await?;
-            c.get_children(dir).await
-        };
-        match listed.await {
-            Ok((children, _)) => Outcome::ok(json!({ "parent": parent, "children": children })),
+        match self.session.synced_children(dir).await {
+            Ok(children) => Outcome::ok(json!({ "parent": parent, "children": children })),
             Err(e) => {
                 self.session.ended_by(&e);
-                Outcome::fail(value, e.to_string())
+                Outcome::fail(json!({ "parent": parent }), e.to_string())
             }
         }
     }

@@ -1,54 +1,13 @@
-//! The watch workload's client, over any ZooKeeper-like store: coord's own client and
-//! Apache ZooKeeper's implement [`WatchStore`], so that both record the same ops and the
-//! one checker judges them.
+//! The watch workload's client, over any session on znodes ([`Znodes`]): coord's and
+//! Apache ZooKeeper's record the same ops and the one checker judges them.
 
 use super::{valid_key, KEYS, ROOT};
 use crate::client::{Client, Outcome};
+use crate::coord::workloads::znodes::{Read, Resolution, Znodes};
 use checkers::history::Value;
 use coord::api::child_path;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::future::Future;
-
-/// How a watch ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Resolution {
-    /// A notification of a change, with its zxid when the store says it (ZooKeeper 3.8
-    /// sends -1, recorded as unknown).
-    Fired { zxid: Option<u64> },
-    /// Gone with its connection or session, without a notification.
-    Lost,
-}
-
-/// What the watch client needs of a worker's session on a store of znodes.
-pub(crate) trait WatchStore: Send + 'static {
-    type Watch: Send + 'static;
-    type Error: std::fmt::Display + Send + Sync;
-
-    fn worker(&self) -> u32;
-    /// The session's id, once connected, as histories record it.
-    fn session_id(&self) -> Option<u64>;
-    /// Connects if needed and makes sure the persistent node `path` exists.
-    fn ensure(&mut self, path: &str) -> impl Future<Output = Result<(), String>> + Send;
-    /// The mzxid of `path`'s data, and a data watch on it if `watch`.
-    fn read(
-        &mut self,
-        path: &str,
-        watch: bool,
-    ) -> impl Future<Output = Result<(u64, Option<Self::Watch>), Self::Error>> + Send;
-    /// Sets `path`'s data at any version; the mzxid it got.
-    fn write(
-        &mut self,
-        path: &str,
-        data: &[u8],
-    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
-    /// Forgets the session if `e` says it is over.
-    fn ended_by(&mut self, e: &Self::Error);
-    /// Whether the write that failed with `e` certainly did not happen.
-    fn is_definite(e: &Self::Error) -> bool;
-    /// How `watch` ended, if it has.
-    fn resolved(watch: &mut Self::Watch) -> Option<Resolution>;
-}
 
 /// A watch this client set and has not seen resolve.
 struct Pending<W> {
@@ -56,14 +15,14 @@ struct Pending<W> {
     watch: W,
 }
 
-pub(crate) struct WatchClient<S: WatchStore> {
+pub(crate) struct WatchClient<S: Znodes> {
     store: S,
     /// At most one tracked watch per key: a read of a watched key sets none.
     pending: BTreeMap<String, Pending<S::Watch>>,
     watches: u64,
 }
 
-impl<S: WatchStore> WatchClient<S> {
+impl<S: Znodes> WatchClient<S> {
     pub fn new(store: S) -> WatchClient<S> {
         WatchClient {
             store,
@@ -73,7 +32,7 @@ impl<S: WatchStore> WatchClient<S> {
     }
 }
 
-impl<S: WatchStore> Client for WatchClient<S> {
+impl<S: Znodes> Client for WatchClient<S> {
     async fn invoke(&mut self, f: &str, value: &Value) -> Outcome {
         let Some(key) = value["key"]
             .as_str()
@@ -92,7 +51,7 @@ impl<S: WatchStore> Client for WatchClient<S> {
     }
 }
 
-impl<S: WatchStore> WatchClient<S> {
+impl<S: Znodes> WatchClient<S> {
     /// The op's value so far: the key, the worker and its session.
     fn base(&self, key: &str) -> Value {
         json!({"key": key, "worker": self.store.worker(), "session": self.store.session_id()})
@@ -113,8 +72,8 @@ impl<S: WatchStore> WatchClient<S> {
         }
         let path = child_path(ROOT, key);
         let watch = !self.pending.contains_key(key);
-        match self.store.read(&path, watch).await {
-            Ok((mzxid, watch)) => {
+        match self.store.get_data(&path, watch).await {
+            Ok(Read { mzxid, watch, .. }) => {
                 let mut value = self.base(key);
                 if let Some(watch) = watch {
                     self.watches += 1;
@@ -135,7 +94,7 @@ impl<S: WatchStore> WatchClient<S> {
         let data = format!("{}", self.watches);
         match self
             .store
-            .write(&child_path(ROOT, key), data.as_bytes())
+            .set_data(&child_path(ROOT, key), data.as_bytes())
             .await
         {
             Ok(mzxid) => ok_with(self.base(key), mzxid),

@@ -1,6 +1,7 @@
 //! `watch`: clients read keys leaving data watches and write them; each client's
 //! notifications must arrive in zxid order, before it reads a newer value, and once.
-//! The client ([`client::WatchClient`]) runs on coord and on Apache ZooKeeper alike.
+//! The client ([`client::WatchClient`]) runs on coord and on Apache ZooKeeper alike
+//! ([`super::znodes::Znodes`]).
 //!
 //! Ops (`f` `{key}`, value on completion): `read` → `{key, mzxid}` and `write` →
 //! `{key, mzxid}` (the Stat's mzxid: the zxid of the value read or written). Every
@@ -17,12 +18,11 @@ pub(crate) mod client;
 
 use super::membership::session::Session;
 use crate::client::BoxClient;
-use crate::coord::client::{CoordError, Watch};
 use crate::coord::workload::{ClientContext, CoordWorkload};
 use crate::verdict::Verdict;
 use checkers::history::{History, Value};
 use checkers::rng::Rng;
-use client::{Resolution, WatchClient, WatchStore};
+use client::WatchClient;
 use serde_json::json;
 
 pub const ROOT: &str = "/faultline-watch";
@@ -55,55 +55,4 @@ fn valid_key(k: &str) -> bool {
     k.strip_prefix('k')
         .and_then(|n| n.parse::<u64>().ok())
         .is_some_and(|n| n < KEYS)
-}
-
-/// Coord's session as the watch client's store.
-impl WatchStore for Session {
-    type Watch = Watch;
-    type Error = CoordError;
-
-    fn worker(&self) -> u32 {
-        self.ctx().worker
-    }
-
-    fn session_id(&self) -> Option<u64> {
-        self.id()
-    }
-
-    async fn ensure(&mut self, path: &str) -> Result<(), String> {
-        Session::ensure(self, path).await
-    }
-
-    async fn read(&mut self, path: &str, watch: bool) -> Result<(u64, Option<Watch>), CoordError> {
-        let c = self.client().await?;
-        if watch {
-            let (_, stat, w) = c.get_data_watch(path).await?;
-            Ok((stat.mzxid, Some(w)))
-        } else {
-            let (_, stat) = c.get_data(path).await?;
-            Ok((stat.mzxid, None))
-        }
-    }
-
-    async fn write(&mut self, path: &str, data: &[u8]) -> Result<u64, CoordError> {
-        let c = self.client().await?;
-        Ok(c.set_data(path, data, -1).await?.mzxid)
-    }
-
-    fn ended_by(&mut self, e: &CoordError) {
-        Session::ended_by(self, e);
-    }
-
-    fn is_definite(e: &CoordError) -> bool {
-        e.is_definite()
-    }
-
-    fn resolved(watch: &mut Watch) -> Option<Resolution> {
-        Some(match watch.try_fired()? {
-            Ok(event) => Resolution::Fired {
-                zxid: Some(event.zxid),
-            },
-            Err(_) => Resolution::Lost,
-        })
-    }
 }
