@@ -9,7 +9,7 @@
 use super::membership::session::Session;
 use crate::coord::client::{CoordError, Watch};
 use crate::zookeeper::CreateMode;
-use coord::api::{Acl, CreateFlags};
+use coord::api::{Acl, CreateFlags, ErrorCode};
 use std::future::Future;
 
 /// How a watch ended.
@@ -37,6 +37,13 @@ pub(crate) trait Znodes: Send + 'static {
     fn worker(&self) -> u32;
     /// The session's id, once connected, as histories record it.
     fn session_id(&self) -> Option<u64>;
+    /// Connects if no live session is open; the session's id.
+    fn connect(&mut self) -> impl Future<Output = Result<u64, String>> + Send;
+    /// The session timeout in force: as the store granted it where it says, else as asked.
+    fn session_timeout_ms(&self) -> u64;
+    /// Ends the session on purpose; the next op opens another. An error leaves the session
+    /// to expire.
+    fn close(&mut self) -> impl Future<Output = Result<(), String>> + Send;
     /// Connects if needed and makes sure the persistent node `path` (and its ancestors)
     /// exists, once per session.
     fn ensure(&mut self, path: &str) -> impl Future<Output = Result<(), String>> + Send;
@@ -47,6 +54,8 @@ pub(crate) trait Znodes: Send + 'static {
         data: &[u8],
         mode: CreateMode,
     ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+    /// Deletes `path` at any version.
+    fn delete(&mut self, path: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// `path`'s mzxid, and a data watch on it if `watch`.
     fn get_data(
         &mut self,
@@ -64,10 +73,13 @@ pub(crate) trait Znodes: Send + 'static {
         &mut self,
         path: &str,
     ) -> impl Future<Output = Result<Vec<String>, Self::Error>> + Send;
-    /// Forgets the session if `e` says it is over, so that the next op opens another.
-    fn ended_by(&mut self, e: &Self::Error);
+    /// Forgets the session if `e` says it is over, so that the next op opens another;
+    /// whether it did.
+    fn ended_by(&mut self, e: &Self::Error) -> bool;
     /// Whether the write that failed with `e` certainly did not happen.
     fn is_definite(e: &Self::Error) -> bool;
+    /// Whether `e` says the node to create is there already.
+    fn node_exists(e: &Self::Error) -> bool;
     /// How `watch` ended, if it has.
     fn resolved(watch: &mut Self::Watch) -> Option<Resolution>;
 }
@@ -94,6 +106,23 @@ impl Znodes for Session {
         self.id()
     }
 
+    async fn connect(&mut self) -> Result<u64, String> {
+        let c = self.client().await.map_err(|e| e.to_string())?;
+        Ok(c.session_id())
+    }
+
+    fn session_timeout_ms(&self) -> u64 {
+        Session::session_timeout_ms(self)
+    }
+
+    async fn close(&mut self) -> Result<(), String> {
+        let Some(c) = self.current() else {
+            return Ok(());
+        };
+        self.drop_client();
+        c.close().await.map_err(|e| e.to_string())
+    }
+
     async fn ensure(&mut self, path: &str) -> Result<(), String> {
         Session::ensure(self, path).await
     }
@@ -109,6 +138,10 @@ impl Znodes for Session {
             .create(path, data, &Acl::open(), coord_flags(mode))
             .await?;
         Ok(created)
+    }
+
+    async fn delete(&mut self, path: &str) -> Result<(), CoordError> {
+        self.client().await?.delete(path, -1).await
     }
 
     async fn get_data(&mut self, path: &str, watch: bool) -> Result<Read<Watch>, CoordError> {
@@ -137,12 +170,16 @@ impl Znodes for Session {
         Ok(c.get_children(path).await?.0)
     }
 
-    fn ended_by(&mut self, e: &CoordError) {
-        Session::ended_by(self, e);
+    fn ended_by(&mut self, e: &CoordError) -> bool {
+        Session::ended_by(self, e)
     }
 
     fn is_definite(e: &CoordError) -> bool {
         e.is_definite()
+    }
+
+    fn node_exists(e: &CoordError) -> bool {
+        e.code() == ErrorCode::NodeExists
     }
 
     fn resolved(watch: &mut Watch) -> Option<Resolution> {

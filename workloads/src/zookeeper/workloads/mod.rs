@@ -8,9 +8,9 @@
 //! operation whose outcome is unknown is `info`, after which the client forgets the
 //! retired process's state (its lock, its candidacy) as the coord clients do.
 //!
-//! `sequential` and `watch` run coord's own clients on a ZooKeeper session (`ZkSession`,
-//! which implements coord's `Znodes` trait); the other workloads still have clients of
-//! their own here. ZooKeeper 3.8 sends notifications with a zxid of -1 (the triggering
+//! `sequential`, `watch` and `membership` run coord's own clients on a ZooKeeper session
+//! (`ZkSession`, which implements coord's `Znodes` trait); `register`, `lock` and
+//! `election` still have clients of their own here. ZooKeeper 3.8 sends notifications with a zxid of -1 (the triggering
 //! zxid reaches clients only from 3.9 on), so they are recorded with a null zxid: the
 //! watch check holds them to arrive before the newer value and once, but cannot order
 //! them by zxid, and its summary says how many.
@@ -25,13 +25,15 @@ mod znodes;
 
 pub use election::ZkElectionClient;
 pub use lock::ZkLockClient;
-pub use membership::ZkMemberClient;
 pub use register::{ReadMode, ZkRegisterClient};
 
 use crate::client::BoxClient;
 use crate::coord::workload::ClientContext;
+use crate::coord::workloads::membership::client::MemberClient;
+use crate::coord::workloads::membership::SESSION_TIMEOUT_MS as MEMBER_SESSION_TIMEOUT_MS;
 use crate::coord::workloads::sequential::{self, SeqClient};
 use crate::coord::workloads::watch::{self, client::WatchClient};
+use membership::ZkRegistry;
 use znodes::ZkSession;
 
 /// The workloads with a ZooKeeper client.
@@ -58,7 +60,11 @@ pub fn client(name: &str, ctx: ClientContext, reads: ReadMode) -> Option<BoxClie
             sequential::SESSION_TIMEOUT_MS,
         ))),
         "election" => BoxClient::new(ZkElectionClient::new(ctx)),
-        "membership" => BoxClient::new(ZkMemberClient::new(ctx)),
+        "membership" => {
+            let registry = ZkRegistry::new(&ctx.nodes);
+            let session = ZkSession::for_worker(&ctx, MEMBER_SESSION_TIMEOUT_MS);
+            BoxClient::new(MemberClient::new(session, registry))
+        }
         "watch" => BoxClient::new(WatchClient::new(ZkSession::for_worker(
             &ctx,
             watch::SESSION_TIMEOUT_MS,

@@ -5,33 +5,50 @@
 use super::session::{session_u64, zxid_u64, LazySession, NoSession};
 use crate::coord::workload::ClientContext;
 use crate::coord::workloads::znodes::{Read, Resolution, Znodes};
-use crate::zookeeper::{Client, CreateMode, Error, EventType, Watch};
+use crate::zookeeper::{Client, CreateMode, Error, ErrorCode, EventType, Watch};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A worker's session, opened at its own server first, and its op timeout.
+/// A worker's session, opened at its own server first; its context names the worker, its
+/// server and its op timeout.
 pub struct ZkSession {
-    worker: u32,
-    session: LazySession,
-    ensure_timeout: Duration,
+    pub(super) ctx: ClientContext,
+    pub(super) session: LazySession,
+    session_timeout_ms: u64,
 }
 
 impl ZkSession {
     pub fn for_worker(ctx: &ClientContext, session_timeout_ms: u64) -> ZkSession {
         ZkSession {
-            worker: ctx.worker,
+            ctx: ctx.clone(),
             session: LazySession::for_worker(ctx, session_timeout_ms),
-            ensure_timeout: Duration::from_millis(ctx.op_timeout_ms),
+            session_timeout_ms,
+        }
+    }
+
+    /// The session ops run on: the current one even if it has ended, so that an op never
+    /// runs on another session than the one its caller named (a member's name, a watch's
+    /// session); the op then fails and `ended_by` forgets it. Only `connect` and `ensure`
+    /// open a new session.
+    async fn client(&mut self) -> Result<Arc<Client>, ZkSessionError> {
+        match self.session.current() {
+            Some(c) if c.is_ended() => Err(ZkSessionError::Ended(session_u64(c.session_id()))),
+            Some(c) => Ok(c.clone()),
+            None => Ok(self.session.get().await?),
         }
     }
 }
 
-/// Why an op failed: no session (nothing was sent), or ZooKeeper's error.
+/// Why an op failed: no session or an ended one (nothing was sent), or ZooKeeper's error.
 #[derive(Debug, thiserror::Error)]
 pub enum ZkSessionError {
     #[error(transparent)]
     NoSession(#[from] NoSession),
     #[error(transparent)]
     Zk(#[from] Error),
+    /// The session the op was for had ended before it was sent.
+    #[error("session {0:#x} has ended")]
+    Ended(u64),
 }
 
 impl Znodes for ZkSession {
@@ -39,15 +56,37 @@ impl Znodes for ZkSession {
     type Error = ZkSessionError;
 
     fn worker(&self) -> u32 {
-        self.worker
+        self.ctx.worker
     }
 
     fn session_id(&self) -> Option<u64> {
         self.session.current().map(|c| session_u64(c.session_id()))
     }
 
+    async fn connect(&mut self) -> Result<u64, String> {
+        let c = self.session.get().await.map_err(|e| e.to_string())?;
+        Ok(session_u64(c.session_id()))
+    }
+
+    /// As granted: ZooKeeper clamps what a client asks for to its tick's bounds.
+    fn session_timeout_ms(&self) -> u64 {
+        self.session.current().map_or(self.session_timeout_ms, |c| {
+            c.session_timeout().as_millis() as u64
+        })
+    }
+
+    async fn close(&mut self) -> Result<(), String> {
+        let Some(c) = self.session.take() else {
+            return Ok(());
+        };
+        // Ours must be the last handle: the membership registry holds sessions weakly.
+        let c = Arc::try_unwrap(c).map_err(|_| "the session is still shared: left to expire")?;
+        c.close().await.map_err(|e| e.to_string())
+    }
+
     async fn ensure(&mut self, path: &str) -> Result<(), String> {
-        self.session.ensure(path, self.ensure_timeout).await
+        let timeout = Duration::from_millis(self.ctx.op_timeout_ms);
+        self.session.ensure(path, timeout).await
     }
 
     async fn create(
@@ -56,12 +95,17 @@ impl Znodes for ZkSession {
         data: &[u8],
         mode: CreateMode,
     ) -> Result<String, ZkSessionError> {
-        let c = self.session.get().await?;
+        let c = self.client().await?;
         Ok(c.create(path, data, mode).await?.0)
     }
 
+    async fn delete(&mut self, path: &str) -> Result<(), ZkSessionError> {
+        let c = self.client().await?;
+        Ok(c.delete(path, -1).await?)
+    }
+
     async fn get_data(&mut self, path: &str, watch: bool) -> Result<Read<Watch>, ZkSessionError> {
-        let c = self.session.get().await?;
+        let c = self.client().await?;
         let (stat, watch) = if watch {
             let (_, stat, w) = c.get_data_watch(path).await?;
             (stat, Some(w))
@@ -76,28 +120,37 @@ impl Znodes for ZkSession {
     }
 
     async fn set_data(&mut self, path: &str, data: &[u8]) -> Result<u64, ZkSessionError> {
-        let c = self.session.get().await?;
+        let c = self.client().await?;
         let stat = c.set_data(path, data, -1).await?;
         mzxid(stat.mzxid, &c)
     }
 
     async fn synced_children(&mut self, path: &str) -> Result<Vec<String>, ZkSessionError> {
-        let c = self.session.get().await?;
+        let c = self.client().await?;
         c.sync(path).await?;
         Ok(c.get_children(path).await?.0)
     }
 
-    fn ended_by(&mut self, e: &ZkSessionError) {
-        if let ZkSessionError::Zk(e) = e {
-            self.session.ended_by(e);
+    fn ended_by(&mut self, e: &ZkSessionError) -> bool {
+        match e {
+            ZkSessionError::Zk(e) => self.session.ended_by(e),
+            ZkSessionError::Ended(_) => {
+                self.session.forget();
+                true
+            }
+            ZkSessionError::NoSession(_) => false,
         }
     }
 
     fn is_definite(e: &ZkSessionError) -> bool {
         match e {
-            ZkSessionError::NoSession(_) => true,
+            ZkSessionError::NoSession(_) | ZkSessionError::Ended(_) => true,
             ZkSessionError::Zk(e) => e.is_definite(),
         }
+    }
+
+    fn node_exists(e: &ZkSessionError) -> bool {
+        matches!(e, ZkSessionError::Zk(e) if e.code() == ErrorCode::NodeExists)
     }
 
     /// A session event (expired, closed) ends a data watch without a change; so does a

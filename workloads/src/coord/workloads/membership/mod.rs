@@ -18,7 +18,7 @@
 //!   listing.
 
 mod check;
-mod client;
+pub(crate) mod client;
 mod ghost;
 pub(in crate::coord::workloads) mod session;
 
@@ -27,9 +27,10 @@ use crate::coord::workload::{ClientContext, CoordWorkload};
 use crate::verdict::Verdict;
 use checkers::history::{History, Value};
 use checkers::rng::Rng;
-use client::{MemberClient, Registry};
+use client::{CoordRegistry, MemberClient};
 use coord::api::SessionId;
 use serde_json::json;
+use session::Session;
 
 /// The group's directory.
 pub const DIR: &str = "/faultline-members";
@@ -53,7 +54,7 @@ pub fn ghost_name(session: SessionId) -> String {
 
 #[derive(Default)]
 pub struct Membership {
-    registry: Registry,
+    registry: CoordRegistry,
 }
 
 impl CoordWorkload for Membership {
@@ -81,7 +82,8 @@ impl CoordWorkload for Membership {
     }
 
     fn client(&self, ctx: ClientContext) -> BoxClient {
-        BoxClient::new(MemberClient::new(ctx, self.registry.clone()))
+        let session = Session::new(ctx, SESSION_TIMEOUT_MS);
+        BoxClient::new(MemberClient::new(session, self.registry.clone()))
     }
 
     fn check(&self, history: &History) -> Verdict {

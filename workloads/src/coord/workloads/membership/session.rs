@@ -1,12 +1,9 @@
-//! One coord session per worker, opened on first use and replaced after it ends, shared by
-//! the `membership`, `sequential` and `watch` clients; and how their errors become Jepsen
-//! outcomes.
+//! One coord session per worker, opened on first use and replaced after it ends: what the
+//! `membership`, `sequential` and `watch` clients run on ([`super::super::znodes`]).
 
-use crate::client::Outcome;
 use crate::coord::client::{ConnectOptions, CoordClient, CoordError};
 use crate::coord::recipes::ensure_path;
 use crate::coord::workload::ClientContext;
-use checkers::history::Value;
 use coord::api::SessionId;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -56,6 +53,16 @@ impl Session {
         Ok(c)
     }
 
+    /// The current client, if connected; connects nothing.
+    pub fn current(&self) -> Option<CoordClient> {
+        self.client.clone()
+    }
+
+    /// The session timeout this session asks for.
+    pub fn session_timeout_ms(&self) -> u64 {
+        self.session_timeout_ms
+    }
+
     /// The session id, if connected.
     pub fn id(&self) -> Option<SessionId> {
         self.client.as_ref().map(CoordClient::session_id)
@@ -89,15 +96,6 @@ impl Session {
     pub fn drop_client(&mut self) {
         self.client = None;
         self.ensured.clear();
-    }
-}
-
-/// A write's outcome after `e`: `fail` if it certainly did not happen, `info` otherwise.
-pub(in crate::coord::workloads) fn write_failed(value: Value, e: &CoordError) -> Outcome {
-    if e.is_definite() {
-        Outcome::fail(value, e.to_string())
-    } else {
-        Outcome::info(value, e.to_string())
     }
 }
 
