@@ -65,6 +65,36 @@ fn server_logs(run: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that the run's register history was judged linearizable, unless ZooKeeper
+/// 3.8.0 itself lost acknowledged writes, as it does in rare runs that combine partitions
+/// with kills, pauses or clock faults (the ZOOKEEPER-4643/4646 family; README, "ZooKeeper
+/// 3.8.0 findings"): a leader logs that a follower's NEWLEADER ack "is from a different
+/// epoch", that follower later leads from a stale zxid, and another server logs "Truncating
+/// log to get in sync with the leader", throwing committed transactions away. Only a run
+/// whose servers logged both may be invalid, and it must then be invalid for the register,
+/// not for an error: any other outcome fails the test. True if the run was valid.
+fn linearizable_or_zookeeper_lost_writes(code: Option<i32>, shown: &str, run: &Path) -> bool {
+    let results = json(&run.join("results.json"));
+    if code == Some(0) && results["valid"] == true {
+        return true;
+    }
+    let logs = server_logs(run);
+    let acked_from_other_epoch = logs.iter().any(|l| l.contains("is from a different epoch"));
+    let truncated = logs
+        .iter()
+        .any(|l| l.contains("Truncating log to get in sync with the leader"));
+    assert!(
+        code == Some(1) && results["valid"] == false && acked_from_other_epoch && truncated,
+        "invalid without ZooKeeper's own lost-write signature in its logs: {results}\n{shown}"
+    );
+    eprintln!(
+        "ZooKeeper 3.8.0 lost acknowledged writes in this run (its logs show the known \
+         signature); the run is kept in {}",
+        run.display()
+    );
+    false
+}
+
 fn completions<'a>(ops: &'a [Value], f: &str, kind: &str) -> Vec<&'a Value> {
     ops.iter()
         .filter(|op| op["process"].is_u64() && op["f"] == f && op["type"] == kind)
@@ -92,10 +122,9 @@ fn zookeeper_register_with_sync_is_linearizable_under_partitions_kills_and_pause
             "11",
         ],
     );
-    assert_eq!(code, Some(0), "{shown}");
-    assert!(shown.contains(": valid"), "{shown}");
-    let results = json(&run.join("results.json"));
-    assert_eq!(results["valid"], true, "{results}");
+    if linearizable_or_zookeeper_lost_writes(code, &shown, &run) {
+        assert!(shown.contains(": valid"), "{shown}");
+    }
     let test = json(&run.join("test.json"));
     assert!(
         test["system_version"]
@@ -310,6 +339,75 @@ fn zookeeper_fenced_lock_refuses_the_stale_holder_under_the_same_pauses() {
     });
 }
 
+/// Deposes the leader without its noticing: its clock goes back two minutes, so its lead
+/// loop, which waits half a tick between quorum checks by the (faked) monotonic clock,
+/// checks nothing for two minutes; then its peer links are cut. The majority elects
+/// another leader and goes on taking writes. Healed after 12 s.
+fn deposed_leader_script(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "faultline-e2e-{}-{name}-script.jsonl",
+        std::process::id()
+    ));
+    let steps = [
+        r#"{"at_s": 3, "f": "start-clock", "value": {"mode": "bump", "targets": "primaries", "offset_ms": -120000}}"#,
+        r#"{"at_s": 3.5, "f": "start-partition", "value": {"topology": "primaries"}}"#,
+        r#"{"at_s": 15, "f": "stop-partition"}"#,
+        r#"{"at_s": 15, "f": "stop-clock"}"#,
+    ];
+    std::fs::write(&path, steps.join("\n") + "\n").expect("the script is written");
+    path
+}
+
+/// A leader deposed without noticing (see `deposed_leader_script`): ZooKeeper's `sync` is
+/// not a quorum operation (ZOOKEEPER-1675), so such a leader could answer synced reads
+/// stale; the register's default reads confirm the version read with a `check` only a
+/// quorum commits. The clock fault names its target by role, and reaches that one JVM:
+/// its log's stamps go back two minutes.
+#[test]
+fn zookeeper_stays_linearizable_when_its_leader_is_deposed_unawares() {
+    let script = deposed_leader_script("zk-deposed");
+    let (code, shown, run) = zk_test(
+        "zk-deposed",
+        &[
+            "--workload",
+            "register",
+            "--time-limit",
+            "20",
+            "--nemesis-script",
+            script.to_str().unwrap(),
+            "--concurrency",
+            "6",
+            "--seed",
+            "1",
+        ],
+    );
+    linearizable_or_zookeeper_lost_writes(code, &shown, &run);
+    let ops = history(&run);
+    let reads_ok = completions(&ops, "read", "ok").len();
+    assert!(reads_ok >= 100, "{reads_ok} reads ok: {shown}");
+    let clocked: Vec<&Value> = ops
+        .iter()
+        .filter(|op| op["process"] == "nemesis" && op["f"] == "start-clock" && op["type"] == "ok")
+        .collect();
+    assert_eq!(clocked.len(), 1, "{shown}");
+    let offsets = clocked[0]["value"]["offsets_ms"]
+        .as_object()
+        .expect("the completion names the nodes");
+    assert_eq!(offsets.len(), 1, "the leader's clock alone: {}", clocked[0]);
+    let (leader, _) = offsets.iter().next().unwrap();
+    let n: usize = leader.trim_start_matches('n').parse().unwrap();
+    let logs = server_logs(&run);
+    for (i, log) in logs.iter().enumerate() {
+        let went_back = log.lines().any(|l| l.starts_with('-'));
+        assert_eq!(
+            went_back,
+            i + 1 == n,
+            "n{}'s clock went back: {went_back}",
+            i + 1
+        );
+    }
+}
+
 /// The largest jump, either way, between consecutive lines of a ZooKeeper log, whose
 /// lines start with the milliseconds since the JVM started, as its wall clock says.
 fn largest_clock_step_ms(log: &str) -> i64 {
@@ -328,7 +426,8 @@ fn largest_clock_step_ms(log: &str) -> i64 {
 /// does not promise linearizable reads even after `sync`, which is not a quorum operation
 /// (ZOOKEEPER-1675: a leader deposed without noticing, as a faulted clock allows, answers
 /// it). A CI run of this test with synced reads caught two reads 120 writes stale; CI kept
-/// only the verdict, so which server answered them is not known. `--client-bug
+/// only the verdict, so whether a deposed leader answered them or the ensemble lost the
+/// writes (see `linearizable_or_zookeeper_lost_writes`) is not known. `--client-bug
 /// sync-reads` runs that client.
 #[test]
 fn zookeeper_under_clock_faults_stays_linearizable() {
@@ -349,9 +448,7 @@ fn zookeeper_under_clock_faults_stays_linearizable() {
             "1",
         ],
     );
-    assert_eq!(code, Some(0), "{shown}");
-    let results = json(&run.join("results.json"));
-    assert_eq!(results["valid"], true, "{results}");
+    linearizable_or_zookeeper_lost_writes(code, &shown, &run);
     let ops = history(&run);
     assert!(
         nemesis_fs(&ops).iter().any(|f| f == "start-clock"),
@@ -506,8 +603,7 @@ fn zookeeper_on_network_namespaces_under_iptables_partitions_checks_valid() {
             "8",
         ],
     );
-    assert_eq!(code, Some(0), "{shown}");
-    assert_eq!(json(&run.join("results.json"))["valid"], true);
+    linearizable_or_zookeeper_lost_writes(code, &shown, &run);
     let ops = history(&run);
     let fs = nemesis_fs(&ops);
     assert!(fs.iter().any(|f| f == "start-partition"), "{fs:?}");
@@ -612,8 +708,7 @@ fn zookeeper_in_docker_containers_under_partitions_kills_and_pauses_checks_valid
             "3",
         ],
     );
-    assert_eq!(code, Some(0), "{shown}");
-    assert_eq!(json(&run.join("results.json"))["valid"], true);
+    linearizable_or_zookeeper_lost_writes(code, &shown, &run);
     assert_eq!(json(&run.join("test.json"))["args"]["backend"], "docker");
     let ops = history(&run);
     let fs = nemesis_fs(&ops);

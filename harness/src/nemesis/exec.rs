@@ -432,22 +432,39 @@ impl Inner {
         Ok(json!({"resumed": paused}))
     }
 
+    /// Per-node offsets (`offsets_ms`), or one `offset_ms` for the nodes `targets` names
+    /// now (the leader, say: a script cannot know which node that will be).
+    fn clock_offsets(&self, value: &Value) -> Result<Vec<(String, i64)>, String> {
+        if let Some(offsets) = value["offsets_ms"].as_object() {
+            return offsets
+                .iter()
+                .map(|(name, offset)| {
+                    let ms = offset.as_i64().ok_or("offsets are integers (ms)")?;
+                    Ok((name.clone(), ms))
+                })
+                .collect();
+        }
+        let offset_ms = value["offset_ms"]
+            .as_i64()
+            .ok_or("a clock fault has offsets_ms, or offset_ms (integer ms) and targets")?;
+        let nodes = self.targets(value)?;
+        Ok(nodes.into_iter().map(|n| (n.name, offset_ms)).collect())
+    }
+
     fn start_clock(&self, value: &Value) -> Result<Value, String> {
         let mode = value["mode"].as_str().ok_or("a clock fault has a mode")?;
-        let offsets = value["offsets_ms"]
-            .as_object()
-            .ok_or("a clock fault has offsets_ms")?;
+        let offsets = self.clock_offsets(value)?;
         let period_ms = value["period_ms"].as_u64().unwrap_or(50);
         let remote = self.cluster.remote.as_ref();
         // A node whose clock jumps times out early or late, as if messages were lost.
         self.journal_fault("clock");
-        for (name, offset) in offsets {
+        for (name, offset_ms) in &offsets {
+            let (name, offset_ms) = (name.as_str(), *offset_ms);
             let node = self
                 .cluster
                 .node(name)
                 .ok_or_else(|| format!("no node {name:?} in this cluster"))?;
-            let offset_ms = offset.as_i64().ok_or("offsets are integers (ms)")?;
-            self.active().clocked.insert(name.clone());
+            self.active().clocked.insert(name.to_string());
             let done = match mode {
                 "strobe" => clock::start_strobe(remote, node, offset_ms, period_ms),
                 "bump" | "skew" => clock::set_offset(remote, node, offset_ms),
@@ -456,7 +473,14 @@ impl Inner {
             done.map_err(|e| e.to_string())?;
         }
         self.mark("clock", true);
-        Ok(value.clone())
+        // The completion names the nodes, whatever named them in the invocation.
+        let mut done = value.clone();
+        done["offsets_ms"] = offsets
+            .into_iter()
+            .map(|(name, ms)| (name, json!(ms)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        Ok(done)
     }
 
     fn stop_clock(&self) -> Result<Value, String> {
@@ -694,6 +718,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(400));
         assert!(skew_s(&cluster, n2).abs() <= 2, "n2 back to the true time");
         assert!(!live.faults.lock().unwrap().contains("clock"));
+        // One offset for the nodes a target names; the completion names them.
+        let targeted = json!({"mode": "bump", "nodes": ["n1"], "offset_ms": -7_200_000});
+        let done = nemesis.inner.apply("start-clock", &targeted).unwrap();
+        assert_eq!(done["offsets_ms"], json!({"n1": -7_200_000}), "{done}");
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(
+            (-7210..=-7190).contains(&skew_s(&cluster, n1)),
+            "n1 two hours behind"
+        );
+        assert!(skew_s(&cluster, n2).abs() <= 2, "n2 untouched");
+        nemesis.heal_all().unwrap();
+        let bad = nemesis
+            .inner
+            .apply(
+                "start-clock",
+                &json!({"mode": "bump", "targets": "primaries"}),
+            )
+            .unwrap_err();
+        assert!(bad.contains("offset_ms"), "{bad}");
         for node in &cluster.nodes {
             db.teardown(&cluster, node).unwrap();
         }
