@@ -10,10 +10,10 @@
 //!
 //! `sequential`, `watch` and `membership` run coord's own clients on a ZooKeeper session
 //! (`ZkSession`, which implements coord's `Znodes` trait); `register`, `lock` and
-//! `election` still have clients of their own here. ZooKeeper 3.8 sends notifications with a zxid of -1 (the triggering
-//! zxid reaches clients only from 3.9 on), so they are recorded with a null zxid: the
-//! watch check holds them to arrive before the newer value and once, but cannot order
-//! them by zxid, and its summary says how many.
+//! `election` still have clients of their own here. ZooKeeper 3.8 sends notifications
+//! with a zxid of -1 (the triggering zxid reaches clients only from 3.9 on), so they are
+//! recorded with a null zxid: the watch check holds them to arrive before the newer value
+//! and once, but cannot order them by zxid, and its summary says how many.
 
 mod election;
 mod lock;

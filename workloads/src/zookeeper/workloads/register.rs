@@ -48,8 +48,8 @@ pub enum ReadMode {
     Plain,
 }
 
-/// Rounds of read-then-create a confirmed read of a missing node tries before failing,
-/// when other clients keep creating and deleting it in between.
+/// Rounds of read-then-create a confirmed read of a missing node tries before failing:
+/// a second round reads the node another client created between our read and our create.
 const MAX_READ_ROUNDS: usize = 2;
 
 impl ZkRegisterClient {
