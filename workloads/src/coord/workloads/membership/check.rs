@@ -7,7 +7,9 @@
 //!   listing that starts at least `timeout + slack` after `max(death, healing)`.
 //! - **Live members stay.** In the final listing, every session a later probe found alive
 //!   whose last join or leave before the listing was a join that completed `ok` must be
-//!   listed.
+//!   listed, unless a leave of that session ended `info`: its delete may still have been
+//!   in flight and applied after the join (an `info` op takes effect at any time after its
+//!   invocation, or never).
 //!
 //! No listing after healing makes the verdict unknown: nothing was judged.
 
@@ -62,14 +64,23 @@ struct Listing {
     alive: Vec<SessionId>,
 }
 
+/// A join or leave that may have taken effect.
+struct Change {
+    /// Index of its completion.
+    done: usize,
+    /// A join that completed `ok`.
+    joined: bool,
+    /// A leave whose outcome is unknown.
+    unknown_leave: bool,
+}
+
 /// What the history says about sessions.
 #[derive(Default)]
 struct Facts {
     heal_ns: u64,
     deaths: BTreeMap<SessionId, Death>,
-    /// Per session, its joins and leaves that may have taken effect: (completion index,
-    /// the op, whether it is a join that completed `ok`).
-    changes: BTreeMap<SessionId, Vec<(usize, String, bool)>>,
+    /// Per session, its joins and leaves that may have taken effect, in completion order.
+    changes: BTreeMap<SessionId, Vec<Change>>,
     listings: Vec<Listing>,
 }
 
@@ -141,9 +152,12 @@ fn record(facts: &mut Facts, op: &Op, inv: usize, invoke: &Op) -> Result<(), Mal
     }
     let may_change = matches!(op.f.as_str(), "join" | "leave") && op.op_type != OpType::Fail;
     if let (true, Some(s)) = (may_change, session) {
-        let joined = op.f == "join" && op.op_type == OpType::Ok;
-        let entry = (op.index as usize, op.f.clone(), joined);
-        facts.changes.entry(s).or_default().push(entry);
+        let change = Change {
+            done: op.index as usize,
+            joined: op.f == "join" && op.op_type == OpType::Ok,
+            unknown_leave: op.f == "leave" && op.op_type == OpType::Info,
+        };
+        facts.changes.entry(s).or_default().push(change);
     }
     if matches!(op.f.as_str(), "members" | "final-members") && op.op_type == OpType::Ok {
         facts.listings.push(listing(op, inv, invoke)?);
@@ -254,14 +268,20 @@ fn orphans_in(facts: &Facts, l: &Listing, limits: Limits) -> Vec<Value> {
 fn lost_from(facts: &Facts, l: &Listing) -> Vec<Value> {
     let mut found = Vec::new();
     for s in &l.alive {
-        let last = facts.changes.get(s).and_then(|c| {
-            c.iter()
-                .filter(|(done, _, _)| *done < l.invoke_index)
-                .max_by_key(|(done, _, _)| *done)
-        });
-        let Some((done, _, true)) = last else {
+        let before: Vec<&Change> = facts
+            .changes
+            .get(s)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.done < l.invoke_index)
+            .collect();
+        let Some(last) = before.iter().max_by_key(|c| c.done) else {
             continue;
         };
+        if !last.joined || before.iter().any(|c| c.unknown_leave) {
+            continue;
+        }
+        let done = last.done;
         let member = super::member_name(*s);
         if !l.members.contains(&member) {
             found.push(json!({
@@ -419,6 +439,35 @@ mod tests {
         assert_eq!(v.valid, Validity::Invalid);
         assert_eq!(v.details["orphans"], 1);
         assert_eq!(v.details["lost"], 0, "{}", v.explanation);
+    }
+
+    /// A CI run: a leave lost with its connection (`info`), then the same session joined
+    /// again `ok` (the node was still there), and the delete, still in flight, applied
+    /// after. Absence is excused then; without the `info` leave it is a lost member.
+    #[test]
+    fn an_info_leave_before_a_rejoin_may_still_delete_the_member() {
+        let rejoin = |leave: OpType| {
+            let member = json!({"session": LIVE, "member": "m-00000000000000b2"});
+            history(vec![
+                (Invoke, Some(0), "leave", Null, 0),
+                (leave, Some(0), "leave", member.clone(), 10),
+                (Invoke, Some(1), "join", Null, 20),
+                (Done, Some(1), "join", member, 30),
+                (Invoke, Some(2), "final-members", Null, 9_000),
+                (
+                    Done,
+                    Some(2),
+                    "final-members",
+                    json!({"members": [], "probes": [{"session": LIVE, "alive": true}]}),
+                    9_010,
+                ),
+            ])
+        };
+        let v = check(&rejoin(Info), Limits::default());
+        assert_eq!(v.valid, Validity::Valid, "{}", v.explanation);
+        let v = check(&rejoin(Done), Limits::default());
+        assert_eq!(v.valid, Validity::Invalid);
+        assert_eq!(v.details["lost"], 1, "{}", v.explanation);
     }
 
     #[test]
