@@ -117,8 +117,19 @@ struct SshHosts {
     netns: Netns,
 }
 
+/// libfaketime, which the skewed hosts' sessions preload.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 impl SshHosts {
     fn start(test: &str) -> SshHosts {
+        SshHosts::start_skewed(test, [0, 0, 0])
+    }
+
+    /// Hosts whose wall clocks are `skews_s` seconds off this machine's: every program a
+    /// session starts (the node, PostgreSQL, `date`) preloads libfaketime with that offset,
+    /// set by the host's sshd (`SetEnv`), as if the host's own clock were off. Their
+    /// monotonic clocks are left alone, as on real hosts.
+    fn start_skewed(test: &str, skews_s: [i64; 3]) -> SshHosts {
         require_tools();
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -134,11 +145,20 @@ impl SshHosts {
         std::fs::create_dir_all("/run/sshd").unwrap();
         keygen(&dir.join("host_ed25519"));
         keygen(&dir.join("client"));
-        std::fs::write(
-            dir.join("sshd_config"),
-            sshd_config(&dir, "0.0.0.0", &["host_ed25519"]),
-        )
-        .unwrap();
+        let config = sshd_config(&dir, "0.0.0.0", &["host_ed25519"]);
+        for (i, skew_s) in skews_s.iter().enumerate() {
+            let mut host = config.clone();
+            if *skew_s != 0 {
+                assert!(
+                    Path::new(LIBFAKETIME).is_file(),
+                    "{LIBFAKETIME} is missing: install the Debian package libfaketime"
+                );
+                host += &format!(
+                    "SetEnv LD_PRELOAD={LIBFAKETIME} FAKETIME={skew_s:+} DONT_FAKE_MONOTONIC=1\n"
+                );
+            }
+            std::fs::write(dir.join(format!("sshd_config-{}", i + 1)), host).unwrap();
+        }
         // Empty: strict checking refuses every host until `trust`.
         std::fs::write(dir.join("client-home/.ssh/known_hosts"), "").unwrap();
 
@@ -179,7 +199,7 @@ impl SshHosts {
             .arg(self.dir.join("home"))
             .arg(&home)
             .arg(SSHD)
-            .arg(self.dir.join("sshd_config"))
+            .arg(self.dir.join(format!("sshd_config-{}", i + 1)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -736,6 +756,7 @@ fn coord_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
 #[test]
 fn zookeeper_over_ssh_under_partitions_kills_and_pauses_checks_valid() {
     require_tool("java", "default-jre-headless");
+    let _heavy = heavy();
     let hosts = SshHosts::start("zookeeper");
     hosts.trust();
     let store = hosts.store();
@@ -823,5 +844,210 @@ fn postgres_over_ssh_keeps_serializable_under_kills_and_pauses() {
         assert!(fs.iter().any(|x| x == f), "{f} happened: {fs:?}");
     }
     assert!(clients_ok(&ops) > 50, "clients made progress:\n{stdout}");
+    hosts.assert_torn_down();
+}
+
+/// The runs that load this machine's two cores most (three JVMs, or a coordinator and
+/// two PostgreSQL servers under libfaketime) take turns, so none misses its timeouts for
+/// the other's sake.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Seconds each host's clock is off this machine's in the clock-skew runs: node 1 (the
+/// coordinator) agrees, node 2 runs ahead, node 3 behind, by far more than any message takes.
+const SKEWS_S: [i64; 3] = [0, 30, -20];
+
+/// The event log of a run on the skewed hosts: every host was sampled, each estimate is
+/// within a second of its skew, and the lines stamped by the hosts' clocks were mapped to
+/// this machine's (their own readings kept as `node_time`). Returns the merged lines.
+fn assert_clocks_mapped(run: &Path, skews_s: [i64; 3]) -> Vec<Value> {
+    let clocks = json(&run.join("host-clocks.json"));
+    for (i, skew_s) in skews_s.iter().enumerate() {
+        let estimates = clocks["nodes"][format!("n{}", i + 1)]
+            .as_array()
+            .unwrap_or_else(|| panic!("n{} sampled: {clocks:#}", i + 1));
+        assert_eq!(
+            estimates.len(),
+            2,
+            "sampled at the start and the end: {clocks:#}"
+        );
+        for e in estimates {
+            let offset_s = e["offset_ns"].as_i64().unwrap() as f64 / 1e9;
+            assert!(
+                (offset_s - *skew_s as f64).abs() < 1.0,
+                "n{}'s clock estimated {offset_s} s off, set {skew_s} s off: {clocks:#}",
+                i + 1
+            );
+        }
+    }
+    let events: Vec<Value> = std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let times: Vec<u64> = events.iter().map(|e| e["time"].as_u64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "merged in time order"
+    );
+    for (i, skew_s) in skews_s.iter().enumerate().filter(|(_, s)| **s != 0) {
+        let node = format!("n{}", i + 1);
+        let lines: Vec<&Value> = events.iter().filter(|e| e["node"] == node).collect();
+        assert!(lines.len() > 20, "{node} recorded events");
+        for e in lines {
+            let node_ns = e["node_time"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("a line of {node} keeps its own time: {e}"));
+            let shift_s = (node_ns as f64 - e["time"].as_u64().unwrap() as f64) / 1e9;
+            assert!(
+                (shift_s - *skew_s as f64).abs() < 1.0,
+                "{node}'s line mapped by {shift_s} s, its clock is {skew_s} s off: {e}"
+            );
+        }
+    }
+    let crashes: Vec<&Value> = events.iter().filter(|e| e["event"] == "crash").collect();
+    assert!(!crashes.is_empty(), "a node was killed");
+    for c in crashes {
+        assert!(
+            c["clock"].is_string() && c["node_time"].is_u64(),
+            "a crash is stamped by its node's clock too: {c}"
+        );
+    }
+    events
+}
+
+/// A 10-second bank run of `system` on the skewed hosts that must exit 0: the hosts (kept
+/// to the end of the test), the run and its results.
+fn skewed_run(system: &str, skews_s: [i64; 3], extra: &[&str]) -> (SshHosts, PathBuf, Value) {
+    let hosts = SshHosts::start_skewed(&format!("{system}-skew"), skews_s);
+    hosts.trust();
+    let store = hosts.store();
+    let ips: Vec<&str> = hosts.ips.iter().map(String::as_str).collect();
+    let mut args = vec!["--time-limit", "10"];
+    args.extend_from_slice(extra);
+    let out = hosts
+        .faultline_workload(system, "bank", &ips, &store, &args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let run = run_dir(&store);
+    let results = json(&run.join("results.json"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\n{results:#}"
+    );
+    assert_eq!(json(&run.join("test.json"))["args"]["backend"], "ssh");
+    (hosts, run, results)
+}
+
+/// Faultline's two-phase-commit store on hosts whose clocks are 30 s ahead and 20 s behind:
+/// the merged event log orders every node's lines by the controller's clock, so the
+/// atomic-commit, consistent-cut and recovery-line checkers judge it as on one host. The
+/// same run merged without the clock estimates is not valid: the mapping carries it.
+#[test]
+fn twopc_over_ssh_hosts_whose_clocks_disagree_checks_valid() {
+    let _heavy = heavy();
+    let (hosts, run, results) = skewed_run(
+        "twopc",
+        SKEWS_S,
+        &[
+            "--rate",
+            "60",
+            "--nemesis",
+            "kill,partition",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "3",
+        ],
+    );
+    for checker in ["bank", "atomic-commit", "consistent-cut", "recovery-line"] {
+        assert_eq!(results[checker]["valid"], true, "{checker}: {results:#}");
+    }
+    let ac = &results["atomic-commit"]["details"];
+    assert!(ac["txns_committed"].as_u64().unwrap() > 20, "{ac}");
+    let events = assert_clocks_mapped(&run, SKEWS_S);
+    assert!(
+        events.iter().any(|e| e["event"] == "receive"),
+        "messages were recorded"
+    );
+    let fs = nemesis_fs(&history(&run));
+    assert!(fs.contains(&"start-partition".to_string()), "{fs:?}");
+
+    // The same run merged without the estimates: the hosts' lines land up to 50 s apart.
+    let copy = hosts.dir.join("unmapped");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&run)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_file(copy.join("host-clocks.json")).unwrap();
+    std::fs::remove_file(copy.join("events.jsonl")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("analyze")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "unmapped, the event log is not valid: {}{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
+    hosts.assert_torn_down();
+}
+
+/// The skews of the real two-phase-commit run: the coordinator's host runs 30 s ahead, the
+/// PostgreSQL hosts keep true time. libfaketime does not fake PostgreSQL's clock
+/// consistently (one postmaster's log steps back 30 s between two lines) and its lock and
+/// statement timeouts then fire tens of seconds late, which a host whose own clock is off
+/// does not do.
+const COORDINATOR_SKEW_S: [i64; 3] = [30, 0, 0];
+
+/// Real two-phase commit on skewed hosts: the coordinator's host 30 s ahead of its
+/// PostgreSQL participants', participants killed and restarted, every transaction atomic.
+///
+/// Kills only: after a partition of seconds the coordinator's resent decisions arrive all
+/// at once, and on a machine loaded by the other tests the participants' database
+/// sessions then run out for long enough that votes miss the coordinator's timeout,
+/// which the atomic-commit checker counts as aborts without cause (a local run under
+/// partitions is `twopc_postgres_local`'s).
+#[test]
+fn twopc_postgres_over_ssh_hosts_whose_clocks_disagree_stays_atomic() {
+    require_postgres();
+    let _heavy = heavy();
+    let (hosts, run, results) = skewed_run(
+        "twopc-postgres",
+        COORDINATOR_SKEW_S,
+        &[
+            "--nemesis",
+            "kill",
+            "--nemesis-interval",
+            "3",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(
+        results["checkers"],
+        serde_json::json!(["bank", "twopc-bank", "atomic-commit"]),
+        "{results:#}"
+    );
+    assert_eq!(results["valid"], true, "{results:#}");
+    let ac = &results["atomic-commit"]["details"];
+    assert!(ac["txns_committed"].as_u64().unwrap() > 10, "{ac}");
+    assert_clocks_mapped(&run, COORDINATOR_SKEW_S);
+    for n in [2, 3] {
+        assert!(
+            run.join(format!("nodes/n{n}/postgres.log")).is_file(),
+            "n{n}'s PostgreSQL log collected"
+        );
+    }
     hosts.assert_torn_down();
 }

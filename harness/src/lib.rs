@@ -10,6 +10,7 @@ pub mod db;
 pub mod event_log;
 pub mod exit;
 pub mod generator;
+pub mod host_clock;
 pub mod lazyfs;
 pub mod matrix;
 pub mod nemesis;

@@ -18,6 +18,7 @@ use crate::db::{self, Backend, Cluster, Db};
 use crate::event_log::{self, EventJournal};
 use crate::exit::Exit;
 use crate::generator::{self, Gen};
+use crate::host_clock::{self, HostClocks};
 use crate::lazyfs::DEFAULT_MAX_DIRTY_MIB;
 use crate::nemesis::disk::{self, DiskMode};
 use crate::nemesis::exec::Executor;
@@ -616,6 +617,7 @@ fn run_in_dir(
     collect_logs(&deployment, run);
     if let Some(journal) = &deployment.journal {
         journal.finish();
+        sample_host_clocks(&deployment, run);
     }
     if deployment.db.events_file().is_some() {
         match event_log::merge(&run.path) {
@@ -952,6 +954,7 @@ fn deploy_and_drive(
     (rt, stop_rx): (&tokio::runtime::Runtime, tokio::sync::watch::Receiver<bool>),
 ) -> anyhow::Result<bool> {
     setup_all(d)?;
+    sample_host_clocks(d, run);
     let live = Arc::new(Live::default());
     let executor = Executor::journaling(
         d.cluster.clone(),
@@ -1085,6 +1088,39 @@ fn setup_all(d: &Deployment) -> anyhow::Result<()> {
 
 /// Copies every node's logs into `nodes/<node>/`; failures are logged, never fatal, so a
 /// broken node cannot cost the others' logs.
+/// Estimates each host's clock against the controller's, for the event log's merge
+/// ([`host_clock`]): only where nodes are other hosts and the system keeps an event log. A
+/// host that cannot be sampled is logged; its lines then merge by its clock unmapped.
+fn sample_host_clocks(d: &Deployment, run: &RunDir) {
+    if d.cluster.backend != Backend::Ssh || d.journal.is_none() {
+        return;
+    }
+    let mut clocks = match HostClocks::load(&run.path) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("{e:#}");
+            return;
+        }
+    };
+    for node in &d.cluster.nodes {
+        match host_clock::measure(d.cluster.remote.as_ref(), node) {
+            Ok(e) => {
+                info!(
+                    "clock of {}: {:+.3} ms from the controller's, within {:.3} ms",
+                    node.name,
+                    e.offset_ns as f64 / 1e6,
+                    e.rtt_ns as f64 / 2e6
+                );
+                clocks.add(&node.name, e);
+            }
+            Err(e) => warn!("cannot sample the clock of {}: {e}", node.name),
+        }
+    }
+    if let Err(e) = clocks.save(&run.path) {
+        warn!("{e:#}");
+    }
+}
+
 fn collect_logs(d: &Deployment, run: &RunDir) {
     for node in &d.cluster.nodes {
         let Ok(dir) = run.node_dir(&node.name) else {

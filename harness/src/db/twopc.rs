@@ -6,8 +6,8 @@
 //!
 //! Every node appends its event log to [`EVENTS_FILE`], collected with its logs, so the
 //! harness journals its faults and merges everything into the run's `events.jsonl`
-//! (`crate::event_log`). That merge orders lines by the wall clock, so the nodes must share
-//! this host's: the SSH backend is refused.
+//! (`crate::event_log`). That merge orders lines by time: on the SSH backend each host's
+//! lines are mapped from its clock to the controller's first (`crate::host_clock`).
 //!
 //! A node given a snapshot part ([`TwoPc::restoring`]) starts from it (`--restore`): that is
 //! how [`restore`] brings a snapshot back in a new cluster.
@@ -15,7 +15,7 @@
 pub mod restore;
 
 use super::own_node::OwnNode;
-use super::{Backend, Cluster, Db, DbError};
+use super::{Cluster, Db, DbError};
 use crate::control::daemon::sh_quote;
 use crate::control::{clock, Node};
 use machine::wire;
@@ -150,13 +150,6 @@ impl Db for TwoPc {
             what,
         };
         require_coordinator_and_participants(SYSTEM, cluster)?;
-        if cluster.backend == Backend::Ssh {
-            return Err(setup(
-                "its event log is merged by the wall clock, which only nodes on this host \
-                 share: use the local, netns or docker backend"
-                    .into(),
-            ));
-        }
         twopc::Bugs::parse(self.bugs.iter().map(String::as_str)).map_err(setup)?;
         for (node, part) in &self.restore {
             if cluster.node(node).is_none() || cluster.nodes[0].name == *node {

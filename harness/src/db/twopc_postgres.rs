@@ -11,17 +11,17 @@
 //! power cut would, and the restart brings both back; prepared transactions survive in
 //! PostgreSQL's files, and the termination protocol settles them.
 //!
-//! Refused, with the reason: the ssh backend (the event log is merged by this host's
-//! clock, which containers share but other hosts do not), clock faults (PostgreSQL does not
-//! read the controllable clock) and disk faults (its WAL is not Faultline's to damage record
-//! by record).
+//! Every backend runs it; on ssh the participants' event lines are stamped by their hosts'
+//! clocks, which the merge maps to the controller's (`host_clock`). Refused, with the
+//! reason: clock faults (PostgreSQL does not read the controllable clock) and disk faults
+//! (its WAL is not Faultline's to damage record by record).
 
 use super::own_node::OwnNode;
 use super::postgres::Postgres;
 use super::twopc::{
     node_command, probe, require_coordinator_and_participants, CLIENT_PORT, EVENTS_FILE, PEER_PORT,
 };
-use super::{Backend, Cluster, Db, DbError};
+use super::{Cluster, Db, DbError};
 use crate::control::daemon::{self, sh_quote, Daemon};
 use crate::control::{Net, Node};
 use std::net::SocketAddr;
@@ -108,16 +108,6 @@ impl Db for TwoPcPostgres {
             what,
         };
         require_coordinator_and_participants(SYSTEM, cluster)?;
-        match cluster.backend {
-            Backend::Ssh => {
-                return Err(setup(
-                    "its event log is merged by the wall clock, which only nodes on this host \
-                     share: use the local or netns backend"
-                        .into(),
-                ))
-            }
-            Backend::Local | Backend::Netns | Backend::Docker => {}
-        }
         if let Some(bug) = self.bugs.iter().find(|b| !BUG_NAMES.contains(&b.as_str())) {
             return Err(setup(format!(
                 "no bug {bug:?} here: {SYSTEM} plants only {} (its participants are PostgreSQL)",

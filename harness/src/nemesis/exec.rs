@@ -14,8 +14,9 @@
 use super::disk::{self, DiskMode};
 use crate::control::daemon::{self, State};
 use crate::control::{clock, Net, Node, PacketFaults};
-use crate::db::{Cluster, Db};
-use crate::event_log::EventJournal;
+use crate::db::{Backend, Cluster, Db};
+use crate::event_log::{EventJournal, NodeReading};
+use crate::host_clock;
 use crate::partition::{self, Grudge};
 use crate::runner::Live;
 use checkers::history::Value;
@@ -174,7 +175,32 @@ impl Inner {
 
     fn journal_crash(&self, node: &Node) {
         if let Some(j) = &self.journal {
-            j.crash(&self.event_node(node));
+            j.crash(&self.event_node(node), self.node_reading(node).as_ref());
+        }
+    }
+
+    fn journal_recover(&self, node: &Node) {
+        if let Some(j) = &self.journal {
+            j.recover(&self.event_node(node), self.node_reading(node).as_ref());
+        }
+    }
+
+    /// The node's own clock, on a backend whose nodes are other hosts: their event lines
+    /// are stamped by it, and a crash must order with them by the same clock. A host whose
+    /// clock cannot be read leaves the line on the controller's clock (logged).
+    fn node_reading(&self, node: &Node) -> Option<NodeReading> {
+        if self.cluster.backend != Backend::Ssh {
+            return None;
+        }
+        match host_clock::node_now_ns(self.cluster.remote.as_ref(), node) {
+            Ok(node_ns) => Some(NodeReading {
+                clock: node.name.clone(),
+                node_ns,
+            }),
+            Err(e) => {
+                tracing::warn!("cannot read the clock of {}: {e}", node.name);
+                None
+            }
         }
     }
 
@@ -313,9 +339,7 @@ impl Inner {
             let node = self.cluster.node(name).ok_or("unknown node")?;
             let state = daemon::state(self.cluster.remote.as_ref(), node, &self.db.daemon());
             if state.map_err(|e| e.to_string())? == State::Gone {
-                if let Some(j) = &self.journal {
-                    j.recover(&self.event_node(node));
-                }
+                self.journal_recover(node);
                 self.db
                     .start(&self.cluster, node)
                     .map_err(|e| e.to_string())?;
