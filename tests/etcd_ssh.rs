@@ -1011,13 +1011,8 @@ fn twopc_over_ssh_hosts_whose_clocks_disagree_checks_valid() {
 const COORDINATOR_SKEW_S: [i64; 3] = [30, 0, 0];
 
 /// Real two-phase commit on skewed hosts: the coordinator's host 30 s ahead of its
-/// PostgreSQL participants', participants killed and restarted, every transaction atomic.
-///
-/// Kills only: after a partition of seconds the coordinator's resent decisions arrive all
-/// at once, and on a machine loaded by the other tests the participants' database
-/// sessions then run out for long enough that votes miss the coordinator's timeout,
-/// which the atomic-commit checker counts as aborts without cause (a local run under
-/// partitions is `twopc_postgres_local`'s).
+/// PostgreSQL participants', nodes killed and restarted and cut off, every transaction
+/// atomic.
 #[test]
 fn twopc_postgres_over_ssh_hosts_whose_clocks_disagree_stays_atomic() {
     require_postgres();
@@ -1027,7 +1022,7 @@ fn twopc_postgres_over_ssh_hosts_whose_clocks_disagree_stays_atomic() {
         COORDINATOR_SKEW_S,
         &[
             "--nemesis",
-            "kill",
+            "kill,partition",
             "--nemesis-interval",
             "3",
             "--seed",
@@ -1043,6 +1038,10 @@ fn twopc_postgres_over_ssh_hosts_whose_clocks_disagree_stays_atomic() {
     let ac = &results["atomic-commit"]["details"];
     assert!(ac["txns_committed"].as_u64().unwrap() > 10, "{ac}");
     assert_clocks_mapped(&run, COORDINATOR_SKEW_S);
+    let fs = nemesis_fs(&history(&run));
+    for f in ["start-kill", "start-partition"] {
+        assert!(fs.iter().any(|x| x == f), "{f} happened: {fs:?}");
+    }
     for n in [2, 3] {
         assert!(
             run.join(format!("nodes/n{n}/postgres.log")).is_file(),

@@ -81,6 +81,23 @@ pub struct TwoPcConfig {
     pub max_applied_listed: usize,
 }
 
+/// How many times an unanswered resend doubles the wait before the next: at most
+/// 2^3 = 8 times `retry_ms`.
+pub const MAX_RETRY_DOUBLINGS: u32 = 3;
+
+impl TwoPcConfig {
+    /// The wait before resending after `resends` unanswered resends: `retry_ms`, doubling
+    /// with each up to [`MAX_RETRY_DOUBLINGS`] times. A partition leaves every transaction
+    /// decided meanwhile unacknowledged; resent at a fixed rate, that backlog's messages
+    /// grow with it, and once it heals they land on the participants all at once (on
+    /// PostgreSQL participants, more decisions than database sessions to apply them, so
+    /// new votes miss their timeout and the backlog grows).
+    pub fn retry_after_ms(&self, resends: u32) -> u64 {
+        self.retry_ms
+            .saturating_mul(1 << resends.min(MAX_RETRY_DOUBLINGS))
+    }
+}
+
 impl Default for TwoPcConfig {
     fn default() -> Self {
         TwoPcConfig {

@@ -50,6 +50,8 @@ struct Txn {
     cause: Option<AbortCause>,
     acked: BTreeSet<NodeId>,
     last_sent_ms: u64,
+    /// Resends of the decision so far (each doubles the wait: `retry_after_ms`).
+    resends: u32,
 }
 
 struct RunningSnapshot {
@@ -304,6 +306,7 @@ impl Coordinator {
                 cause: None,
                 acked: BTreeSet::new(),
                 last_sent_ms: s.now_ms,
+                resends: 0,
             },
         );
     }
@@ -525,13 +528,16 @@ impl Coordinator {
         let marker = self.marker(s);
         let now = s.now_ms;
         for (&txn, t) in self.txns.iter_mut() {
-            if t.phase != Phase::Decided || now.saturating_sub(t.last_sent_ms) < s.cfg.retry_ms {
+            if t.phase != Phase::Decided
+                || now.saturating_sub(t.last_sent_ms) < s.cfg.retry_after_ms(t.resends)
+            {
                 continue;
             }
             let Some((commit, txn_marker)) = t.decision else {
                 continue;
             };
             t.last_sent_ms = now;
+            t.resends = t.resends.saturating_add(1);
             for &to in t.participants.iter().filter(|p| !t.acked.contains(p)) {
                 s.send(
                     to,
@@ -719,6 +725,7 @@ impl Txn {
             acked: acked.into_iter().collect(),
             // Resend at the first tick.
             last_sent_ms: 0,
+            resends: 0,
         }
     }
 }

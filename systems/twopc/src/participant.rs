@@ -52,6 +52,8 @@ struct InDoubt {
     durable: bool,
     since_ms: u64,
     last_ask_ms: u64,
+    /// Questions asked so far (each doubles the wait: `retry_after_ms`).
+    asks: u32,
     /// Found in doubt at boot (the `decide-alone` bug acts on these).
     recovered: bool,
 }
@@ -175,6 +177,7 @@ impl Participant {
                 durable: true,
                 since_ms: now_ms,
                 last_ask_ms: 0,
+                asks: 0,
                 recovered: true,
             },
         );
@@ -491,6 +494,7 @@ impl Participant {
                         durable: false,
                         since_ms: s.now_ms,
                         last_ask_ms: s.now_ms,
+                        asks: 0,
                         recovered: false,
                     },
                 );
@@ -665,8 +669,9 @@ impl Participant {
                 alone.push(txn);
                 continue;
             }
-            if now.saturating_sub(ind.last_ask_ms) >= s.cfg.retry_ms {
+            if now.saturating_sub(ind.last_ask_ms) >= s.cfg.retry_after_ms(ind.asks) {
                 ind.last_ask_ms = now;
+                ind.asks = ind.asks.saturating_add(1);
                 ask.push((txn, ind.prepared.participants.clone()));
             }
         }

@@ -153,3 +153,53 @@ fn transaction_ids_grow_across_lives_and_never_repeat() {
     assert_eq!(txn_id(MAX_INCARNATION + 1, 0), None);
     assert!(txn_id(MAX_INCARNATION, (1 << 32) - 1).unwrap() < 1 << 53);
 }
+
+#[test]
+fn a_participant_in_doubt_asks_again_less_and_less_often() {
+    let mut parts = Durable::default();
+    let part = SnapshotPart {
+        kv: vec![(0, 10)],
+        before: vec![],
+        after: vec![],
+    };
+    parts.blobs.insert(RESTORE.into(), record::encode(&part));
+    let mut node = running(2, parts);
+    let (yes, _) = vote_on(&mut node, 1, vec![Mop::Add { key: 0, delta: -1 }]);
+    assert!(yes);
+    // No decision ever comes: tick every 10 ms and note when it asks the coordinator.
+    let mut asked_ms = Vec::new();
+    for now_ms in (10..6_000).step_by(10) {
+        let mut out = Effects::default();
+        node.step(now_ms, Input::Tick, &mut out);
+        // Its checkpoints become durable at once.
+        for w in std::mem::take(&mut out.writes) {
+            node.step(now_ms, Input::Persisted { token: w.token }, &mut out);
+        }
+        let asks = out
+            .sends
+            .iter()
+            .any(|(to, e)| *to == 1 && matches!(e.body, Body::DecisionReq { txn: 1, .. }));
+        if asks {
+            asked_ms.push(now_ms);
+        }
+    }
+    let cfg = TwoPcConfig::default();
+    let gaps: Vec<u64> = asked_ms.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        asked_ms[0] >= cfg.decision_timeout_ms,
+        "it waits for the decision first: {asked_ms:?}"
+    );
+    let doubling: Vec<u64> = (1..=3).map(|k| cfg.retry_ms << k).collect();
+    assert_eq!(
+        gaps[..3],
+        doubling[..],
+        "each unanswered question doubles the wait: {gaps:?}"
+    );
+    let cap = cfg.retry_after_ms(u32::MAX);
+    assert_eq!(cap, cfg.retry_ms << crate::config::MAX_RETRY_DOUBLINGS);
+    assert!(
+        gaps[3..].iter().all(|&g| g == cap),
+        "then stays at {cap} ms: {gaps:?}"
+    );
+    assert!(gaps.len() >= 6, "it never stops asking: {asked_ms:?}");
+}
