@@ -16,11 +16,13 @@
 //! connections to it) and stamps `heal` [`SETTLE`] after the last fault was undone, unless
 //! another fault starts first (then the faults run into each other).
 //!
-//! Times are wall-clock nanoseconds since the epoch, the nodes' own clock: the nodes of the
-//! backends whose logs are merged (local processes, network namespaces) share this host's
-//! clock. A crash is stamped after the process is gone and a recovery before it starts, so
-//! every line of a node's life falls between them. [`merge`] sorts all lines by time, stably,
-//! so each file keeps its own order (the node's log never goes back in time).
+//! Times are wall-clock nanoseconds since the epoch, by the clock of whoever wrote the line.
+//! Local processes, network namespaces and containers share this host's clock; ssh hosts
+//! have their own, which [`HostClocks`] maps to the controller's, and there the nemesis
+//! stamps a crash or a recovery by the node's clock as well. A crash is stamped after the
+//! process is gone and a recovery before it starts, so every line of a node's life falls
+//! between them. [`merge`] orders the lines by time, keeping each file's own order (a
+//! node's log never goes back in time) and every receive after its send.
 
 use crate::host_clock::HostClocks;
 use anyhow::Context;
@@ -31,7 +33,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 /// The harness's own lines, in the run directory.
@@ -191,9 +192,7 @@ fn with_reading(mut line: Value, reading: Option<&NodeReading>) -> Value {
 impl Journal {
     /// Now, in wall-clock nanoseconds, never before the last line written.
     fn stamp(&mut self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let now = crate::host_clock::controller_now_ns();
         self.last_ns = self.last_ns.max(now);
         self.last_ns
     }
