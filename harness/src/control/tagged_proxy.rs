@@ -232,20 +232,39 @@ mod tests {
         .await
     }
 
+    /// The proxies on ports reserved for them, as a system's advertised peer addresses
+    /// are: a port is found free, released, then bound by the proxy, and a test running
+    /// alongside may take it in between, so a start that finds one taken tries new ports.
+    fn start_on_free_ports(
+        targets: &[(String, SocketAddr)],
+    ) -> (TaggedNet, Vec<(String, SocketAddr, SocketAddr)>) {
+        const ATTEMPTS: usize = 20;
+        for _ in 0..ATTEMPTS {
+            let nodes: Vec<(String, SocketAddr, SocketAddr)> = targets
+                .iter()
+                .map(|(name, target)| {
+                    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                    (name.clone(), l.local_addr().unwrap(), *target)
+                })
+                .collect();
+            match TaggedNet::start(&nodes, identify()) {
+                Ok(net) => return (net, nodes),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => panic!("cannot start the proxies: {e}"),
+            }
+        }
+        panic!("no free ports for the proxies in {ATTEMPTS} attempts");
+    }
+
     #[test]
     fn connectivity_follows_the_grudge_by_sender() {
         rt().block_on(async {
-            let mut nodes = Vec::new();
-            let mut listen = Vec::new();
+            let mut targets = Vec::new();
             for i in 1..=5 {
-                let target = echo_server().await;
-                // Reserve a port for the proxy, as a system's advertised peer address.
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                listen.push(l.local_addr().unwrap());
-                drop(l);
-                nodes.push((format!("n{i}"), listen[i - 1], target));
+                targets.push((format!("n{i}"), echo_server().await));
             }
-            let net = TaggedNet::start(&nodes, identify()).unwrap();
+            let (net, nodes) = start_on_free_ports(&targets);
+            let listen: Vec<SocketAddr> = nodes.iter().map(|(_, l, _)| *l).collect();
             let names: Vec<String> = nodes.iter().map(|(n, _, _)| n.clone()).collect();
             let grudge = random_halves(&names, &mut Rng::new(9));
             net.partition(&grudge).unwrap();
@@ -275,15 +294,12 @@ mod tests {
     fn a_cut_aborts_live_connections_of_that_sender_only() {
         rt().block_on(async {
             let target = echo_server().await;
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let listen = l.local_addr().unwrap();
-            drop(l);
-            let nodes = vec![
-                ("a".to_string(), listen, target),
-                ("b".to_string(), "127.0.0.1:0".parse().unwrap(), target),
-                ("c".to_string(), "127.0.0.1:0".parse().unwrap(), target),
-            ];
-            let net = TaggedNet::start(&nodes, identify()).unwrap();
+            let targets: Vec<(String, SocketAddr)> = ["a", "b", "c"]
+                .iter()
+                .map(|n| (n.to_string(), target))
+                .collect();
+            let (net, nodes) = start_on_free_ports(&targets);
+            let listen = nodes[0].1;
             let open = |from: &'static str| async move {
                 let mut s = TcpStream::connect(listen).await.unwrap();
                 let head = format!("X\r\nFrom: {from}\r\n\r\n");
