@@ -10,6 +10,7 @@
 //! cancels the rest. Every search is bounded in time and memory and answers "unknown" past them.
 
 mod compile;
+mod memo;
 mod partitions;
 pub mod report;
 mod search;
