@@ -18,7 +18,10 @@ pub(super) const NO_WAY: u32 = u32::MAX;
 const OVERFLOW: u32 = 1 << 31;
 /// The largest way id a slot can hold inline.
 pub(super) const MAX_WAY: u32 = OVERFLOW - 1;
-const FIRST_SLOTS: usize = 1 << 12;
+/// Small, because a kv history may have a partition, and a memo, per key.
+const FIRST_SLOTS: usize = 64;
+/// Insertions the search may make between two looks at its memory (its poll interval).
+const GROWTH_MARGIN: usize = 1 << 12;
 const FILTER_BITS_PER_SLOT: usize = 8;
 
 #[derive(Clone, Copy, Default)]
@@ -80,7 +83,7 @@ impl Memo {
 
     /// Whether the next few thousand insertions may grow the table.
     pub(super) fn near_growth(&self) -> bool {
-        (self.len + FIRST_SLOTS) * 4 >= self.slots.len() * 3
+        (self.len + GROWTH_MARGIN) * 4 >= self.slots.len() * 3
     }
 
     /// The filter's word and bit for `key`, from bits the slot index does not use.
