@@ -945,8 +945,13 @@ fn skewed_run(system: &str, skews_s: [i64; 3], extra: &[&str]) -> (SshHosts, Pat
 
 /// Faultline's two-phase-commit store on hosts whose clocks are 30 s ahead and 20 s behind:
 /// the merged event log orders every node's lines by the controller's clock, so the
-/// atomic-commit, consistent-cut and recovery-line checkers judge it as on one host. The
-/// same run merged without the clock estimates is not valid: the mapping carries it.
+/// atomic-commit, consistent-cut and recovery-line checkers judge it as on one host.
+///
+/// The same run merged without the clock estimates shows what the mapping carries: the
+/// aborts that kills and partitions caused land outside every fault window, where the
+/// atomic-commit checker takes one for a protocol bug (AC4) when every participant had voted
+/// yes. Whether a run holds such an all-yes abort is chance (a CI run had 219 aborts, each
+/// missing a vote), so the test counts the windows, not the verdict.
 #[test]
 fn twopc_over_ssh_hosts_whose_clocks_disagree_checks_valid() {
     let _heavy = heavy();
@@ -993,14 +998,52 @@ fn twopc_over_ssh_hosts_whose_clocks_disagree_checks_valid() {
         .arg(&copy)
         .output()
         .unwrap();
-    assert_eq!(
-        again.status.code(),
-        Some(1),
-        "unmapped, the event log is not valid: {}{}",
+    assert!(
+        matches!(again.status.code(), Some(0 | 1)),
+        "unmapped, the run is still judged: {}{}",
         text(&again.stdout),
         text(&again.stderr)
     );
+    let unmapped: Vec<Value> = std::fs::read_to_string(copy.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (mapped_in, mapped_out) = aborts_in_fault_windows(&events);
+    let (unmapped_in, unmapped_out) = aborts_in_fault_windows(&unmapped);
+    assert_eq!(mapped_in + mapped_out, unmapped_in + unmapped_out);
+    assert!(
+        mapped_in > 10 && mapped_in > 4 * mapped_out,
+        "mapped, the aborts fall while faults are in effect: {mapped_in} in, {mapped_out} out"
+    );
+    assert!(
+        4 * unmapped_in < mapped_in,
+        "unmapped, the aborts fall outside the fault windows: {unmapped_in} in, {unmapped_out} out"
+    );
     hosts.assert_torn_down();
+}
+
+/// Transactions whose first abort the merged log places while a fault is in effect (after a
+/// `fault` or `crash` line, before the next `heal`), and those it places outside.
+fn aborts_in_fault_windows(events: &[Value]) -> (usize, usize) {
+    let mut faulted = false;
+    let mut seen = std::collections::HashSet::new();
+    let (mut inside, mut outside) = (0, 0);
+    for e in events {
+        match e["event"].as_str() {
+            Some("fault" | "crash") => faulted = true,
+            Some("heal") => faulted = false,
+            Some("decide") if e["decision"] == "abort" && seen.insert(e["txn"].to_string()) => {
+                if faulted {
+                    inside += 1;
+                } else {
+                    outside += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    (inside, outside)
 }
 
 /// The skews of the real two-phase-commit run: the coordinator's host runs 30 s ahead, the
