@@ -23,7 +23,7 @@ use super::memo::{Memo, NO_WAY, WAYS};
 use crate::datum::Datum;
 use crate::model::{self, Input, ModelKind};
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// How many of a prefix's last operations an explanation keeps.
@@ -57,6 +57,24 @@ pub(super) struct Shared<'a> {
     pub(super) memory_used_bytes: AtomicUsize,
     pub(super) cancel: &'a AtomicBool,
     pub(super) max_prefixes: usize,
+    /// The fewest steps after which a racing search of the partition reached a verdict
+    /// (`u64::MAX` until one has): a racing search that has taken more stops.
+    pub(super) finish_line: AtomicU64,
+}
+
+#[cfg(test)]
+impl Shared<'_> {
+    /// No deadline, a gigabyte, one prefix: for tests of one search.
+    pub(super) fn unlimited(cancel: &AtomicBool) -> Shared<'_> {
+        Shared {
+            deadline: None,
+            memory_limit_bytes: 1 << 30,
+            memory_used_bytes: AtomicUsize::new(0),
+            cancel,
+            max_prefixes: 1,
+            finish_line: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 pub(super) enum Verdict {
@@ -70,6 +88,8 @@ pub(super) enum Verdict {
 pub(super) struct PartResult {
     pub(super) verdict: Verdict,
     pub(super) configurations: u64,
+    /// Search steps taken: what decides a race.
+    pub(super) steps: u64,
 }
 
 /// A furthest point the search reached without being able to go on.
@@ -207,6 +227,11 @@ pub(super) struct Search<'a> {
     write_sinks: Vec<Vec<usize>>,
     /// Whether `hidden_write_dominates` prunes (off only to measure it in tests).
     hidden_writes: bool,
+    /// Whether a completed op that makes an illegal cas legal serves it, as one that makes
+    /// a read legal does (see `order_candidates`).
+    pub(super) serve_enabling: bool,
+    /// Whether another search of this partition races this one (see `Shared::finish_line`).
+    pub(super) racing: bool,
     nodes: Vec<Node>,
     /// For each completed op, its call and return nodes.
     call_node: Vec<usize>,
@@ -280,6 +305,8 @@ impl<'a> Search<'a> {
             write_groups: Vec::new(),
             write_sinks: Vec::new(),
             hidden_writes: true,
+            serve_enabling: false,
+            racing: false,
             nodes: Vec::new(),
             call_node: Vec::new(),
             ret_node: Vec::new(),
@@ -721,7 +748,26 @@ impl<'a> Search<'a> {
         if s.cancel.load(Ordering::Relaxed) {
             return Some("cancelled");
         }
+        if self.racing && self.steps > s.finish_line.load(Ordering::Relaxed) {
+            return Some("overtaken");
+        }
         None
+    }
+
+    /// Whether the partition holds a completed op that can be illegal and changes the state
+    /// (a cas, a dequeue, a lock op, a transaction), so that `serve_enabling` changes the
+    /// order of the search.
+    pub(super) fn orders_differ(&self) -> bool {
+        self.completed_input.iter().any(|&i| {
+            matches!(
+                self.inputs[i as usize],
+                Input::Cas(..)
+                    | Input::Dequeue(_)
+                    | Input::Acquire
+                    | Input::Release
+                    | Input::Txn(_)
+            )
+        })
     }
 
     /// Configurations visited so far.
@@ -752,6 +798,7 @@ impl<'a> Search<'a> {
         PartResult {
             verdict,
             configurations,
+            steps: self.steps,
         }
     }
 
@@ -938,7 +985,7 @@ impl<'a> Search<'a> {
         if c == urgent {
             return true;
         }
-        if !self.read_only[urgent] {
+        if !self.read_only[urgent] && !self.serve_enabling {
             return false;
         }
         let input = self.completed_input[c];
@@ -1188,13 +1235,7 @@ mod tests {
         let compiled = compile::compile(&h, ModelKind::CasRegister, &sem).unwrap();
         assert_eq!(compiled.partitions.len(), 1);
         let cancel = AtomicBool::new(false);
-        let shared = Shared {
-            deadline: None,
-            memory_limit_bytes: 1 << 30,
-            memory_used_bytes: AtomicUsize::new(0),
-            cancel: &cancel,
-            max_prefixes: 1,
-        };
+        let shared = Shared::unlimited(&cancel);
         let part = &compiled.partitions[0];
         let mut s = Search::new(part, &compiled.initial, ModelKind::CasRegister, &shared);
         s.hidden_writes = hidden_writes;
