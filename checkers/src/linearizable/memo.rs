@@ -1,12 +1,16 @@
-//! The search's memo: the configurations it has visited, as 128-bit fingerprints, each with
-//! the crashed-usage vectors it was visited with.
+//! The search's memo: the configurations it has visited, as 96-bit fingerprints (the low
+//! bits of the search's 128-bit ones), each with the crashed-usage vectors it was visited
+//! with.
 //!
 //! Why a table of its own: a 50,000-op history visits millions of configurations, and a
 //! general map of `u128` to an array of ways costs 48 bytes a slot (the key's 16-byte
 //! alignment pads it) while almost every configuration is visited with one usage vector. Here
-//! a slot is 20 bytes: the key as four `u32`s and one way, or an index into a side table when
-//! a configuration has several. Fingerprints are uniformly random already, so the slot is
-//! their low bits, with no hashing; linear probing keeps a probe in one or two cache lines.
+//! a slot is 16 bytes: the key as three `u32`s and one way, or an index into a side table when
+//! a configuration has several. Sixteen bytes, not twenty with the whole fingerprint, because
+//! then no slot straddles two cache lines, and 96 bits still make a collision among a
+//! billion configurations less likely than 10^-11. Fingerprints are uniformly random
+//! already, so the slot is their low bits, with no hashing; linear probing keeps a probe in
+//! one or two cache lines.
 //! Memory touched is what a large check pays for most (on this project's 2-core virtual
 //! machines a fresh page costs more than the lookups that fill it).
 
@@ -28,13 +32,13 @@ const FILTER_BITS_PER_SLOT: usize = 8;
 #[repr(C)]
 struct Slot {
     /// The fingerprint; all zero for an empty slot (fingerprint 0 is stored as 1).
-    key: [u32; 4],
+    key: [u32; 3],
     way: u32,
 }
 
 /// Bytes a slot costs.
 pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
-const _: () = assert!(SLOT_BYTES == 20);
+const _: () = assert!(SLOT_BYTES == 16);
 
 pub(super) struct Memo {
     /// A power of two long, at most three quarters full.
@@ -47,14 +51,13 @@ pub(super) struct Memo {
     filter: Vec<u64>,
 }
 
-fn split(key: u128) -> [u32; 4] {
-    let key = if key == 0 { 1 } else { key };
-    [
-        key as u32,
-        (key >> 32) as u32,
-        (key >> 64) as u32,
-        (key >> 96) as u32,
-    ]
+fn split(key: u128) -> [u32; 3] {
+    let key = [key as u32, (key >> 32) as u32, (key >> 64) as u32];
+    if key == [0; 3] {
+        [1, 0, 0]
+    } else {
+        key
+    }
 }
 
 impl Memo {
@@ -87,14 +90,15 @@ impl Memo {
     }
 
     /// The filter's word and bit for `key`, from bits the slot index does not use.
-    fn filter_bit(&self, key: &[u32; 4]) -> (usize, u64) {
+    fn filter_bit(&self, key: &[u32; 3]) -> (usize, u64) {
+        // The slot index takes the low bits of key[0] and key[1]: the filter takes key[2].
         let bit =
-            (u64::from(key[2]) | u64::from(key[3]) << 32) as usize & (self.filter.len() * 64 - 1);
+            (u64::from(key[2]) | u64::from(key[1]) << 32) as usize & (self.filter.len() * 64 - 1);
         (bit / 64, 1 << (bit % 64))
     }
 
     /// The slot holding `key`, or the empty slot where it would go.
-    fn probe(&self, key: &[u32; 4]) -> Result<usize, usize> {
+    fn probe(&self, key: &[u32; 3]) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
         let mut i = (u64::from(key[0]) | u64::from(key[1]) << 32) as usize & mask;
         loop {
@@ -102,7 +106,7 @@ impl Memo {
             if slot.key == *key {
                 return Ok(i);
             }
-            if slot.key == [0; 4] {
+            if slot.key == [0; 3] {
                 return Err(i);
             }
             i = (i + 1) & mask;
@@ -164,7 +168,7 @@ impl Memo {
         let doubled = vec![Slot::default(); self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         self.filter = vec![0; self.slots.len() * FILTER_BITS_PER_SLOT / 64];
-        for slot in old.into_iter().filter(|s| s.key != [0; 4]) {
+        for slot in old.into_iter().filter(|s| s.key != [0; 3]) {
             let (word, bit) = self.filter_bit(&slot.key);
             self.filter[word] |= bit;
             let Err(i) = self.probe(&slot.key) else {
