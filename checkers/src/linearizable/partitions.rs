@@ -281,4 +281,45 @@ mod tests {
             "the rival won {rival_won} of 8"
         );
     }
+
+    /// The rival stops once it holds a quarter of the memory limit and frees its memo, so a
+    /// race leaves the primary most of the memory it would have had alone.
+    #[test]
+    fn a_rival_over_its_share_of_memory_gives_way_to_the_primary() {
+        let p = RegisterParams {
+            crash_rate: 0.02,
+            ..RegisterParams::new(3000, 30, 3)
+        };
+        let h = register_history(&p).history;
+        let sem = Semantics::for_format(Format::JsonLines);
+        let compiled = compile::compile(&h, ModelKind::CasRegister, &sem).unwrap();
+        let part = &compiled.partitions[0];
+        let cancel = AtomicBool::new(false);
+        let new = |sh| Search::new(part, &compiled.initial, ModelKind::CasRegister, sh);
+
+        let sh = Shared::unlimited(&cancel);
+        let alone = new(&sh).run(u64::MAX);
+        assert!(valid(&alone));
+        let primary_bytes = sh.memory_used_bytes.load(Ordering::Relaxed);
+
+        // Racing, with a limit the rival's share is far below.
+        let mut sh = Shared::unlimited(&cancel);
+        sh.memory_limit_bytes = primary_bytes / 2;
+        let mut rival = new(&sh);
+        rival.serve_enabling = true;
+        rival.racing = true;
+        let r = rival.run(u64::MAX);
+        assert!(matches!(r.verdict, Verdict::Unknown("yielded")));
+        assert_eq!(rival.memo_len(), 0, "the rival's memo is freed");
+        let left = sh.memory_used_bytes.load(Ordering::Relaxed);
+        assert!(left < primary_bytes / 2, "{left} bytes still counted");
+
+        // A limit the primary fits in alone, with the rival in the race: the primary decides.
+        let mut sh = Shared::unlimited(&cancel);
+        sh.memory_limit_bytes = primary_bytes + primary_bytes / 2;
+        let (mut a, mut b) = (new(&sh), new(&sh));
+        b.serve_enabling = true;
+        let r = race(&mut a, &mut b, &sh.finish_line);
+        assert!(valid(&r), "the race ends with a verdict");
+    }
 }

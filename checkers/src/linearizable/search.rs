@@ -49,6 +49,10 @@ const UNKNOWN: u32 = u32::MAX - 1;
 /// Most transitions kept in the dense table, so small models never hash a transition.
 const DENSE_TRANSITIONS: usize = 1 << 20;
 const HEAD: usize = 0;
+/// The share of the memory limit the rival search of a race may use: one part in this many.
+const RIVAL_SHARE: usize = 4;
+/// Why a race's rival stopped once it used its share of memory.
+const YIELDED: &str = "yielded";
 
 /// What every partition's search shares: deadline, memory, and which partition failed first.
 pub(super) struct Shared<'a> {
@@ -740,7 +744,13 @@ impl<'a> Search<'a> {
     fn poll(&mut self) -> Option<&'static str> {
         let s = self.shared;
         self.track_memo_bytes();
-        if self.report_bytes() > s.memory_limit_bytes {
+        let total_bytes = self.report_bytes();
+        // The rival of a race gives way early, so the race leaves the primary most of the
+        // memory it would have had alone (`run` frees the rival's memo).
+        if self.racing && self.serve_enabling && self.bytes > s.memory_limit_bytes / RIVAL_SHARE {
+            return Some(YIELDED);
+        }
+        if total_bytes > s.memory_limit_bytes {
             return Some("memory-limit");
         }
         if s.deadline.is_some_and(|d| Instant::now() >= d) {
@@ -771,6 +781,11 @@ impl<'a> Search<'a> {
         })
     }
 
+    #[cfg(test)]
+    pub(super) fn memo_len(&self) -> usize {
+        self.memo.len()
+    }
+
     /// Configurations visited so far.
     pub(super) fn configurations(&self) -> u64 {
         self.explored
@@ -785,6 +800,9 @@ impl<'a> Search<'a> {
         };
         if !matches!(verdict, Verdict::Paused) {
             self.done = true;
+            if matches!(verdict, Verdict::Unknown(YIELDED)) {
+                self.memo = Memo::new();
+            }
             self.track_memo_bytes();
             self.report_bytes();
         }
