@@ -6,8 +6,8 @@
 //! race, identical but for the order in which they try candidates (`Search::serve_enabling`).
 //! A depth-first search's time is heavy-tailed in its order: one early placement that looked
 //! right can hide a dead subtree of millions of configurations that another order never
-//! enters. On 50,000-op cas-register histories each order is the faster by 2x to 10x on
-//! some seeds. The race is decided by search steps, not by which thread ends first, so the
+//! enters. On 50,000-op cas-register histories each order beats the other on some seeds, by
+//! 5x or more. The race is decided by search steps, not by which thread ends first, so the
 //! verdict, its explanation and the counts are the same on every run.
 
 use super::compile::{Compiled, Operation, Partition};
