@@ -435,6 +435,48 @@ async fn the_double_barrier_lets_all_in_together_and_all_out_together() {
     );
 }
 
+/// A create applied whose answer never comes, through a server that then goes silent: the
+/// creator cannot look for its node, so it must say the node may remain (the caller then
+/// ends the session), not report a plain connection loss.
+#[tokio::test]
+async fn a_protected_create_that_cannot_be_looked_for_says_its_node_may_remain() {
+    let cluster = Cluster::start(3);
+    let proxy = Proxy::start(cluster.clients[0]).await;
+    let c = support::connect(vec![proxy.addr], 5_000).await;
+    let observer = cluster.client(5_000).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    workloads::coord::recipes::ensure_path(&observer, "/locks/f", deadline)
+        .await
+        .unwrap();
+    proxy.set(Mode::HoldReplies);
+    let short = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    let creating = protected::create(&c, "/locks/f", "x-", b"", true, short);
+    tokio::pin!(creating);
+    tokio::select! {
+        _ = support::eventually("the create is applied", || async {
+            children(&observer, "/locks/f").await.len() == 1
+        }) => {}
+        r = &mut creating => panic!("answered through a held proxy: {r:?}"),
+    }
+    proxy.set(Mode::Frozen);
+    let r = creating.await;
+    match &r {
+        Err(RecipeError::Stranded { path, .. }) => assert!(path.starts_with("/locks/f/x-")),
+        other => panic!("a create that cannot be looked for is stranded: {other:?}"),
+    }
+    // The node may still be there (or the session may have expired already, since the
+    // client learns of the loss only when its session is nearly over); ending the session
+    // takes it away.
+    proxy.set(Mode::Open);
+    proxy.cut();
+    c.close().await.ok();
+    support::eventually("the node went with its session", || {
+        let observer = observer.clone();
+        async move { children(&observer, "/locks/f").await.is_empty() }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_waiter_that_cannot_withdraw_says_its_node_may_remain() {
     let cluster = Cluster::start(3);
@@ -457,6 +499,9 @@ async fn a_waiter_that_cannot_withdraw_says_its_node_may_remain() {
         async move { children(&holder, "/locks/s").await.len() == 2 }
     })
     .await;
+    // The node is there; let its create's answer reach the waiter before the server goes
+    // silent (a create left unanswered is the case of the test above).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.set(Mode::Frozen);
     let (r, waiter) = waiting.await.unwrap();
     assert!(

@@ -54,10 +54,11 @@ pub enum RecipeError {
     /// A node of this name exists and belongs to another session.
     #[error("{path} is taken by session {owner:#x}")]
     Taken { path: String, owner: u64 },
-    /// The recipe gave up waiting (`gave_up`), and withdrawing its node failed: the node may
-    /// still be in the queue, where it blocks everyone behind it for as long as its session
-    /// lives. Its outcome is unknown, and the caller must end the session.
-    #[error("{gave_up}; withdrawing {path} failed too ({why}), so it may remain")]
+    /// The recipe gave up (`gave_up`: waiting, or a create whose answer was lost), and
+    /// withdrawing or finding its node failed: the node may still be in the queue, where it
+    /// blocks everyone behind it for as long as its session lives. Its outcome is unknown,
+    /// and the caller must end the session.
+    #[error("{gave_up}; withdrawing or finding {path} failed too ({why}), so it may remain")]
     Stranded {
         gave_up: String,
         path: String,

@@ -79,7 +79,17 @@ pub async fn create(
                 });
             }
             Err(e) if e.is_transient() => {
-                if let Some(found) = find(client, dir, &base, deadline).await? {
+                // The create may have been applied: if it cannot be looked for, its node may
+                // sit in the queue for as long as the session lives, and the caller must
+                // know to end the session.
+                let found = find(client, dir, &base, deadline).await.map_err(|w| {
+                    RecipeError::Stranded {
+                        gave_up: e.to_string(),
+                        path: path.clone(),
+                        why: w.to_string(),
+                    }
+                })?;
+                if let Some(found) = found {
                     return Ok(found);
                 }
                 if Instant::now() >= deadline {
