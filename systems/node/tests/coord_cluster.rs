@@ -12,11 +12,24 @@ use std::time::{Duration, Instant};
 
 const NODE: &str = env!("CARGO_BIN_EXE_faultline-node");
 
+/// A port that is free now, below Linux's ephemeral range (32768 and up). A node that is
+/// killed and started again binds its port again; a port handed out by binding port 0 is an
+/// ephemeral one, which any outgoing connection may take in between (a CI run failed so).
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const PORTS: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Spread test binaries apart by pid; within one, hand out ports in turn.
+    let base = (std::process::id() % u32::from(PORTS)) as u16;
+    for _ in 0..PORTS {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (base.wrapping_add(k.wrapping_mul(7)) % PORTS);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().unwrap();
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + PORTS);
 }
 
 struct Cluster {
