@@ -118,6 +118,19 @@ impl Input {
     }
 }
 
+/// For register inputs, the value the register holds after the input wherever the input
+/// changes it: `Some(Some(v))` for writes and cas ops, which only ever leave `v`,
+/// `Some(None)` for inputs that never change it (reads, failed cas ops). `None` for
+/// every other input, whose result depends on the state it follows (appends, queue and
+/// set ops, transactions, locks).
+pub fn register_result(input: &Input) -> Option<Option<&Datum>> {
+    match input {
+        Input::Write(v) | Input::Cas(_, v) | Input::CasUnknown(_, v) => Some(Some(v)),
+        Input::Read(_) | Input::NotEqual(_) => Some(None),
+        _ => None,
+    }
+}
+
 /// Whether a crashed `general` can do everything a crashed `specific` can: wherever
 /// `specific` is legal, `general` is too and reaches the same state. The search then uses the
 /// specific one and keeps the general one for later.
