@@ -220,6 +220,12 @@ pub(super) struct Search<'a> {
     completed: Vec<usize>,
     /// Interned input per completed op.
     completed_input: Vec<u32>,
+    /// History positions of each completed op's invocation and return: read on every
+    /// configuration, so kept here rather than behind `part.ops[completed[c]]`.
+    invoke_at: Vec<u32>,
+    return_at: Vec<u32>,
+    /// Scratch for sorting candidates: (return position, node) packed.
+    sort_keys: Vec<u64>,
     read_only: Vec<bool>,
     /// The current configuration's state-changing candidates: list nodes (see `order_candidates`).
     cands: Vec<usize>,
@@ -311,6 +317,9 @@ impl<'a> Search<'a> {
             shared,
             completed: Vec::new(),
             completed_input: Vec::new(),
+            invoke_at: Vec::new(),
+            return_at: Vec::new(),
+            sort_keys: Vec::new(),
             read_only: Vec::new(),
             cands: Vec::new(),
             serving: 0,
@@ -381,6 +390,11 @@ impl<'a> Search<'a> {
             } else {
                 self.completed.push(j);
                 self.completed_input.push(id);
+                let ret = op.ret.expect("completed ops have a return");
+                let position =
+                    |p: usize| u32::try_from(p).expect("history positions fit in 32 bits");
+                self.invoke_at.push(position(op.invoke));
+                self.return_at.push(position(ret));
                 self.read_only.push(op.input.is_read_only());
             }
         }
@@ -480,7 +494,7 @@ impl<'a> Search<'a> {
         let rank = self.group_rank[c] as usize;
         (self.group_first[g] as usize..rank).any(|k| {
             let m = group[k] as usize;
-            !self.is_lin(m) && self.part.ops[self.completed[m]].invoke < bound
+            !self.is_lin(m) && (self.invoke_at[m] as usize) < bound
         })
     }
 
@@ -734,9 +748,7 @@ impl<'a> Search<'a> {
 
     /// The history position of completed op `c`'s return.
     fn ret_of(&self, c: u32) -> usize {
-        self.part.ops[self.completed[c as usize]]
-            .ret
-            .expect("completed ops have a return")
+        self.return_at[c as usize] as usize
     }
 
     /// Counts the memo as it is, or at the peak of its next growth when that is near, so
@@ -1027,8 +1039,20 @@ impl<'a> Search<'a> {
                 front += 1;
             }
         }
-        let ret_pos = |node: &usize| self.nodes[self.ret_node[self.nodes[*node].op as usize]].pos;
-        cands[front..].sort_unstable_by_key(ret_pos);
+        // Sorting packed integers rather than by a key looked up per comparison: this sort
+        // runs at every configuration.
+        let mut keys = std::mem::take(&mut self.sort_keys);
+        keys.clear();
+        keys.extend(
+            cands[front..]
+                .iter()
+                .map(|&n| u64::from(self.return_at[self.nodes[n].op as usize]) << 32 | n as u64),
+        );
+        keys.sort_unstable();
+        for (slot, key) in cands[front..].iter_mut().zip(&keys) {
+            *slot = (key & u64::from(u32::MAX)) as usize;
+        }
+        self.sort_keys = keys;
         self.cands = cands;
         self.serving = front;
     }
