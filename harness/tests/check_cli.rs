@@ -146,28 +146,32 @@ fn bad_arguments_exit_254() {
 #[test]
 fn time_limit_gives_unknown_and_exit_2() {
     let path = scratch("hard.jsonl");
-    // Forty concurrent writes and a read nobody wrote: exponential without limits.
+    // Forty concurrent writes and a read nobody wrote: exponential without limits. A
+    // concurrent cas to the value read, from a value nobody writes, keeps the read from
+    // being seen as hopeless on its own.
     let mut text = String::new();
     let mut i = 0;
-    let mut push = |text: &mut String, t: &str, p: u64, f: &str, v: i64| {
+    let mut push = |text: &mut String, t: &str, p: u64, f: &str, v: &str| {
         text.push_str(&format!(
             "{{\"index\":{i},\"time\":{i},\"type\":\"{t}\",\"process\":{p},\"f\":\"{f}\",\"value\":{v}}}\n"
         ));
         i += 1;
     };
     for p in 0..40 {
-        push(&mut text, "invoke", p, "write", p as i64);
+        push(&mut text, "invoke", p, "write", &p.to_string());
     }
-    push(&mut text, "invoke", 40, "read", -1);
-    push(&mut text, "ok", 40, "read", -1);
+    push(&mut text, "invoke", 41, "cas", "[-2,-1]");
+    push(&mut text, "invoke", 40, "read", "-1");
+    push(&mut text, "ok", 40, "read", "-1");
     for p in 0..40 {
-        push(&mut text, "ok", p, "write", p as i64);
+        push(&mut text, "ok", p, "write", &p.to_string());
     }
+    push(&mut text, "ok", 41, "cas", "[-2,-1]");
     std::fs::write(&path, text).unwrap();
     let o = faultline(&[
         "check",
         "--model",
-        "register",
+        "cas-register",
         "--time-limit",
         "0.2",
         path.to_str().unwrap(),

@@ -60,6 +60,26 @@ const RIVAL_SHARE: usize = 4;
 /// Why a race's rival stopped once it used its share of memory.
 const YIELDED: &str = "yielded";
 
+/// The order in which a search tries the candidates of a configuration. Every order
+/// reaches the same verdict; they differ in how soon (see `partitions::race`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Order {
+    /// Whether a completed op that makes an illegal cas (dequeue, lock op) legal serves it,
+    /// as one that makes a read legal does.
+    pub(super) serve_enabling: bool,
+    /// Whether the candidates that serve the urgent op go by their return, earliest first,
+    /// rather than in call order: a slow op then stays available for later.
+    pub(super) serving_by_return: bool,
+}
+
+impl Order {
+    /// The order a search takes alone.
+    pub(super) const PRIMARY: Order = Order {
+        serve_enabling: false,
+        serving_by_return: false,
+    };
+}
+
 /// What every partition's search shares: deadline, memory, and which partition failed first.
 pub(super) struct Shared<'a> {
     pub(super) deadline: Option<Instant>,
@@ -67,8 +87,8 @@ pub(super) struct Shared<'a> {
     pub(super) memory_used_bytes: AtomicUsize,
     pub(super) cancel: &'a AtomicBool,
     pub(super) max_prefixes: usize,
-    /// The fewest steps after which a racing search of the partition reached a verdict
-    /// (`u64::MAX` until one has): a racing search that has taken more stops.
+    /// The fewest configurations after which a racing search of the partition reached a
+    /// verdict (`u64::MAX` until one has): a racing search that has visited more stops.
     pub(super) finish_line: AtomicU64,
 }
 
@@ -97,9 +117,9 @@ pub(super) enum Verdict {
 
 pub(super) struct PartResult {
     pub(super) verdict: Verdict,
+    /// Configurations visited, by every search of the partition's contestant in a race:
+    /// what decides a race.
     pub(super) configurations: u64,
-    /// Search steps taken: what decides a race.
-    pub(super) steps: u64,
 }
 
 /// A furthest point the search reached without being able to go on.
@@ -244,11 +264,17 @@ pub(super) struct Search<'a> {
     write_sinks: Vec<Vec<usize>>,
     /// Whether `hidden_write_dominates` prunes (off only to measure it in tests).
     hidden_writes: bool,
-    /// Whether a completed op that makes an illegal cas legal serves it, as one that makes
-    /// a read legal does (see `order_candidates`).
-    pub(super) serve_enabling: bool,
+    /// The order in which candidates are tried (see `order_candidates`).
+    pub(super) order: Order,
     /// Whether another search of this partition races this one (see `Shared::finish_line`).
     pub(super) racing: bool,
+    /// Whether this search is the rival of a race, which gives way once it holds its share
+    /// of memory.
+    pub(super) rival: bool,
+    /// Configurations visited by searches of the same partition this one follows in a race
+    /// (see `partitions::run_rival`): a race compares a contestant's configurations over all
+    /// of its searches.
+    pub(super) configurations_before: u64,
     nodes: Vec<Node>,
     /// For each completed op, its call and return nodes.
     call_node: Vec<usize>,
@@ -329,8 +355,10 @@ impl<'a> Search<'a> {
             write_groups: Vec::new(),
             write_sinks: Vec::new(),
             hidden_writes: true,
-            serve_enabling: false,
+            order: Order::PRIMARY,
             racing: false,
+            rival: false,
+            configurations_before: 0,
             nodes: Vec::new(),
             call_node: Vec::new(),
             ret_node: Vec::new(),
@@ -786,7 +814,7 @@ impl<'a> Search<'a> {
         let total_bytes = self.report_bytes();
         // The rival of a race gives way early, so the race leaves the primary most of the
         // memory it would have had alone (`run` frees the rival's memo).
-        if self.racing && self.serve_enabling && self.bytes > s.memory_limit_bytes / RIVAL_SHARE {
+        if self.racing && self.rival && self.bytes > s.memory_limit_bytes / RIVAL_SHARE {
             return Some(YIELDED);
         }
         if total_bytes > s.memory_limit_bytes {
@@ -798,26 +826,32 @@ impl<'a> Search<'a> {
         if s.cancel.load(Ordering::Relaxed) {
             return Some("cancelled");
         }
-        if self.racing && self.steps > s.finish_line.load(Ordering::Relaxed) {
+        let configurations = self.configurations_before + self.explored;
+        if self.racing && configurations > s.finish_line.load(Ordering::Relaxed) {
             return Some("overtaken");
         }
         None
     }
 
-    /// Whether the partition holds a completed op that can be illegal and changes the state
-    /// (a cas, a dequeue, a lock op, a transaction), so that `serve_enabling` changes the
-    /// order of the search.
+    /// Whether the partition holds a completed op that can be illegal (a read, a cas, a
+    /// dequeue, a lock op, a transaction), so that another `Order` changes the search.
     pub(super) fn orders_differ(&self) -> bool {
         self.completed_input.iter().any(|&i| {
-            matches!(
+            !matches!(
                 self.inputs[i as usize],
-                Input::Cas(..)
-                    | Input::Dequeue(_)
-                    | Input::Acquire
-                    | Input::Release
-                    | Input::Txn(_)
+                Input::Write(_) | Input::Append(_) | Input::Add(_) | Input::Enqueue(_)
             )
         })
+    }
+
+    /// Gives up the search, before dropping it: a race moves on to its next order. All of
+    /// its memory goes back to the shared budget.
+    pub(super) fn retire(&mut self) {
+        self.done = true;
+        self.memo = Memo::new();
+        self.bytes = 0;
+        self.memo_bytes = 0;
+        self.report_bytes();
     }
 
     #[cfg(test)]
@@ -845,7 +879,7 @@ impl<'a> Search<'a> {
             self.track_memo_bytes();
             self.report_bytes();
         }
-        let configurations = self.explored;
+        let configurations = self.configurations_before + self.explored;
         let verdict = match verdict {
             Verdict::Invalid(_) => Verdict::Invalid(Stuck {
                 prefixes: std::mem::take(&mut self.stuck),
@@ -856,7 +890,6 @@ impl<'a> Search<'a> {
         PartResult {
             verdict,
             configurations,
-            steps: self.steps,
         }
     }
 
@@ -1039,22 +1072,30 @@ impl<'a> Search<'a> {
                 front += 1;
             }
         }
+        if self.order.serving_by_return {
+            self.sort_by_return(&mut cands[..front]);
+        }
+        self.sort_by_return(&mut cands[front..]);
+        self.cands = cands;
+        self.serving = front;
+    }
+
+    /// Sorts candidate nodes by their op's return, earliest first.
+    fn sort_by_return(&mut self, cands: &mut [usize]) {
         // Sorting packed integers rather than by a key looked up per comparison: this sort
         // runs at every configuration.
         let mut keys = std::mem::take(&mut self.sort_keys);
         keys.clear();
         keys.extend(
-            cands[front..]
+            cands
                 .iter()
                 .map(|&n| u64::from(self.return_at[self.nodes[n].op as usize]) << 32 | n as u64),
         );
         keys.sort_unstable();
-        for (slot, key) in cands[front..].iter_mut().zip(&keys) {
+        for (slot, key) in cands.iter_mut().zip(&keys) {
             *slot = (key & u64::from(u32::MAX)) as usize;
         }
         self.sort_keys = keys;
-        self.cands = cands;
-        self.serving = front;
     }
 
     /// Whether linearizing `c` now helps the op `urgent` that must return first.
@@ -1062,7 +1103,7 @@ impl<'a> Search<'a> {
         if c == urgent {
             return true;
         }
-        if !self.read_only[urgent] && !self.serve_enabling {
+        if !self.read_only[urgent] && !self.order.serve_enabling {
             return false;
         }
         let input = self.completed_input[c];
