@@ -286,20 +286,12 @@ fn overlaps(a: &Operation, b: &Operation) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::search::testing::{self, valid};
     use super::*;
-    use crate::history::Format;
-    use crate::linearizable::{compile, Semantics};
-    use crate::synth::{register_history, Mode, RegisterParams};
+    use crate::synth::{Mode, RegisterParams};
 
-    fn valid(r: &PartResult) -> bool {
-        match r.verdict {
-            Verdict::Valid => true,
-            Verdict::Invalid(_) => false,
-            _ => panic!("no verdict"),
-        }
-    }
-
-    fn compiled(seed: u64, stale: bool) -> compile::Compiled {
+    /// A 3,000-op cas-register history with 2% crashed ops, compiled.
+    fn compiled(seed: u64, stale: bool) -> Compiled {
         let mut p = RegisterParams {
             crash_rate: 0.02,
             ..RegisterParams::new(3000, 30, seed)
@@ -307,13 +299,11 @@ mod tests {
         if stale {
             p.mode = Mode::StaleReads { rate: 0.001 };
         }
-        let h = register_history(&p).history;
-        let sem = Semantics::for_format(Format::JsonLines);
-        compile::compile(&h, ModelKind::CasRegister, &sem).unwrap()
+        testing::compiled(&p)
     }
 
     /// (valid, configurations) of one search in `order`, alone.
-    fn alone(compiled: &compile::Compiled, order: Order) -> (bool, u64) {
+    fn alone(compiled: &Compiled, order: Order) -> (bool, u64) {
         let cancel = AtomicBool::new(false);
         let sh = Shared::unlimited(&cancel);
         let part = &compiled.partitions[0];
@@ -419,13 +409,7 @@ mod tests {
     /// race leaves the primary most of the memory it would have had alone.
     #[test]
     fn a_rival_over_its_share_of_memory_gives_way_to_the_primary() {
-        let p = RegisterParams {
-            crash_rate: 0.02,
-            ..RegisterParams::new(3000, 30, 3)
-        };
-        let h = register_history(&p).history;
-        let sem = Semantics::for_format(Format::JsonLines);
-        let compiled = compile::compile(&h, ModelKind::CasRegister, &sem).unwrap();
+        let compiled = compiled(3, false);
         let part = &compiled.partitions[0];
         let cancel = AtomicBool::new(false);
         let new = |sh| Search::new(part, &compiled.initial, ModelKind::CasRegister, sh);

@@ -1413,31 +1413,51 @@ impl<'a> Search<'a> {
     }
 }
 
+/// What tests of searches share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod testing {
+    use super::{PartResult, Verdict};
     use crate::history::Format;
-    use crate::linearizable::{compile, Semantics};
-    use crate::synth::{register_history, Mode, RegisterParams};
+    use crate::linearizable::compile::{self, Compiled};
+    use crate::linearizable::Semantics;
+    use crate::model::ModelKind;
+    use crate::synth::{register_history, RegisterParams};
 
-    /// (valid, configurations) of a one-partition check with or without hidden-write pruning.
-    fn search(p: &RegisterParams, hidden_writes: bool) -> (bool, u64) {
+    /// A synthetic cas-register history, compiled: one partition.
+    pub(in crate::linearizable) fn compiled(p: &RegisterParams) -> Compiled {
         let h = register_history(p).history;
         let sem = Semantics::for_format(Format::JsonLines);
         let compiled = compile::compile(&h, ModelKind::CasRegister, &sem).unwrap();
         assert_eq!(compiled.partitions.len(), 1);
+        compiled
+    }
+
+    /// Whether a search that reached a verdict found the history valid.
+    pub(in crate::linearizable) fn valid(r: &PartResult) -> bool {
+        match r.verdict {
+            Verdict::Valid => true,
+            Verdict::Invalid(_) => false,
+            _ => panic!("no verdict"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{compiled, valid};
+    use super::*;
+    use crate::synth::{Mode, RegisterParams};
+
+    /// (valid, configurations) of a one-partition check with or without hidden-write pruning.
+    fn search(p: &RegisterParams, hidden_writes: bool) -> (bool, u64) {
+        let compiled = compiled(p);
         let cancel = AtomicBool::new(false);
         let shared = Shared::unlimited(&cancel);
         let part = &compiled.partitions[0];
         let mut s = Search::new(part, &compiled.initial, ModelKind::CasRegister, &shared);
         s.hidden_writes = hidden_writes;
         let r = s.run(u64::MAX);
-        let valid = match r.verdict {
-            Verdict::Valid => true,
-            Verdict::Invalid(_) => false,
-            _ => panic!("no verdict"),
-        };
-        (valid, r.configurations)
+        (valid(&r), r.configurations)
     }
 
     #[test]
