@@ -146,9 +146,8 @@ fn bad_arguments_exit_254() {
 #[test]
 fn time_limit_gives_unknown_and_exit_2() {
     let path = scratch("hard.jsonl");
-    // Forty concurrent writes and a read nobody wrote: exponential without limits. A
-    // concurrent cas to the value read, from a value nobody writes, keeps the read from
-    // being seen as hopeless on its own.
+    // Forty concurrent enqueues and a dequeue of a value nobody enqueued: exponential
+    // without limits, since every order of the enqueues is a different queue.
     let mut text = String::new();
     let mut i = 0;
     let mut push = |text: &mut String, t: &str, p: u64, f: &str, v: &str| {
@@ -158,20 +157,18 @@ fn time_limit_gives_unknown_and_exit_2() {
         i += 1;
     };
     for p in 0..40 {
-        push(&mut text, "invoke", p, "write", &p.to_string());
+        push(&mut text, "invoke", p, "enqueue", &p.to_string());
     }
-    push(&mut text, "invoke", 41, "cas", "[-2,-1]");
-    push(&mut text, "invoke", 40, "read", "-1");
-    push(&mut text, "ok", 40, "read", "-1");
+    push(&mut text, "invoke", 40, "dequeue", "null");
+    push(&mut text, "ok", 40, "dequeue", "-1");
     for p in 0..40 {
-        push(&mut text, "ok", p, "write", &p.to_string());
+        push(&mut text, "ok", p, "enqueue", &p.to_string());
     }
-    push(&mut text, "ok", 41, "cas", "[-2,-1]");
     std::fs::write(&path, text).unwrap();
     let o = faultline(&[
         "check",
         "--model",
-        "cas-register",
+        "fifo-queue",
         "--time-limit",
         "0.2",
         path.to_str().unwrap(),

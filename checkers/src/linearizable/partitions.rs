@@ -27,7 +27,7 @@ const MAX_CONCURRENT: usize = 200;
 /// The rival's orders, each tried afresh for at most this many configurations, the last for
 /// as many as it takes. A short try of an order the primary does not take often finds a
 /// valid history's linearization at once: on the 16 seeds of the 50,000-op cas-register
-/// benchmark, serving by return and serving enabling ops together took 40,000 to 160,000
+/// benchmark (before `Search::dead_end` took reachability into account), serving by return and serving enabling ops together took 40,000 to 160,000
 /// configurations on 5 seeds, and 0.4 million to more than 3.5 million on the others. Serving enabling ops
 /// alone is the steadiest complement of the primary, so it goes on to the end.
 const RIVAL_ORDERS: [(Order, u64); 2] = [
@@ -72,7 +72,16 @@ pub(super) fn run(
         .collect();
     let results = if searches.len() == 1 {
         if rayon::current_num_threads() > 1 && searches[0].orders_differ() {
-            let rival = || run_rival(&parts[0], &compiled.initial, kind, &shared, &RIVAL_ORDERS);
+            let rival = || {
+                run_rival(
+                    &parts[0],
+                    &compiled.initial,
+                    kind,
+                    &shared,
+                    &RIVAL_ORDERS,
+                    RIVAL_CHUNK_STEPS,
+                )
+            };
             vec![race(&mut searches[0], rival, &shared.finish_line)]
         } else {
             vec![searches[0].run(u64::MAX)]
@@ -111,14 +120,15 @@ fn race(
 }
 
 /// The rival of a race: a fresh search in each of `orders` in turn, each for at most its
-/// number of configurations, the last until it ends. Its configurations count over all of
-/// them.
+/// number of configurations (looked at every `chunk_steps` steps), the last until it ends.
+/// Its configurations count over all of them.
 fn run_rival(
     part: &Partition,
     initial: &Datum,
     kind: ModelKind,
     shared: &Shared,
     orders: &[(Order, u64)],
+    chunk_steps: u64,
 ) -> PartResult {
     assert!(!orders.is_empty(), "a rival needs an order");
     let mut configurations_before = 0;
@@ -130,7 +140,7 @@ fn run_rival(
         s.rival = true;
         s.configurations_before = configurations_before;
         loop {
-            let r = s.run(RIVAL_CHUNK_STEPS);
+            let r = s.run(chunk_steps);
             if !matches!(r.verdict, Verdict::Paused) {
                 if decided(&r) {
                     shared
@@ -331,6 +341,7 @@ mod tests {
                 ModelKind::CasRegister,
                 &sh,
                 &RIVAL_ORDERS,
+                RIVAL_CHUNK_STEPS,
             );
             let rival = (valid(&r), r.configurations);
             assert_eq!(primary.0, rival.0, "seed {seed}: the orders disagree");
@@ -347,6 +358,7 @@ mod tests {
                     ModelKind::CasRegister,
                     &sh,
                     &RIVAL_ORDERS,
+                    RIVAL_CHUNK_STEPS,
                 )
             };
             let r = race(&mut a, b, &sh.finish_line);
@@ -374,6 +386,8 @@ mod tests {
             serve_enabling: true,
             serving_by_return: false,
         };
+        // Looks at the budget often, so the first order cannot finish between two looks.
+        const CHUNK_STEPS: u64 = 64;
         let (_, first_configurations) = alone(&compiled, first);
         let budget = first_configurations / 2;
         let (next_valid, next_configurations) = alone(&compiled, next);
@@ -385,13 +399,14 @@ mod tests {
             ModelKind::CasRegister,
             &sh,
             &[(first, budget), (next, u64::MAX)],
+            CHUNK_STEPS,
         );
         assert_eq!(valid(&r), next_valid);
         // The first order stops at the first look past its budget (at most a chunk of steps,
         // and so of configurations, later).
         let abandoned = r.configurations - next_configurations;
         assert!(
-            (budget..budget + RIVAL_CHUNK_STEPS).contains(&abandoned),
+            (budget..budget + CHUNK_STEPS).contains(&abandoned),
             "{abandoned} configurations before the last order, for a budget of {budget}"
         );
         // Only the search that finished still holds memory: alone, it holds as much.
@@ -443,6 +458,7 @@ mod tests {
                 ModelKind::CasRegister,
                 &sh,
                 &RIVAL_ORDERS,
+                RIVAL_CHUNK_STEPS,
             )
         };
         let r = race(&mut a, b, &sh.finish_line);

@@ -19,10 +19,10 @@
 //! visits 33% to 48% fewer configurations.
 //!
 //! On registers, a configuration is also dead when the op that must return first is illegal
-//! and no op left that may go before it can make it legal (`dead_end`): no order of the
-//! rest can help, so the search does not try them all. Its ancestors on the path back to
-//! the last op that could have made it legal are dead for the same reason, and the search
-//! backjumps past them.
+//! and no value where it is legal can be reached with the ops left that may go before it
+//! (`dead_end`): no order of them can help, so the search does not try them all. Its
+//! ancestors back to where such a value becomes reachable are dead for the same reason, and
+//! the search backjumps past them.
 
 use super::compile::Partition;
 use super::memo::{Memo, NO_WAY, WAYS};
@@ -48,6 +48,9 @@ const GROWTH_LOOKAHEAD: usize = 512;
 /// write check looks at. On 50,000-op cas-register histories looking further finds more, up
 /// to about 32: 8 prunes a quarter fewer configurations, 128 no more than 32.
 const HIDDEN_SCAN: usize = 32;
+/// Most transitions one `dead_end` check may try: past them, a configuration not yet shown
+/// dead is taken as live, and a backjump stops where it is.
+const REACH_WORK: usize = 1 << 12;
 
 const NONE: u32 = u32::MAX;
 /// A transition not computed yet.
@@ -246,6 +249,12 @@ pub(super) struct Search<'a> {
     return_at: Vec<u32>,
     /// Scratch for sorting candidates: (return position, node) packed.
     sort_keys: Vec<u64>,
+    /// Scratch for `dead_end`: the inputs that may still go, the values they reach.
+    reach_inputs: Vec<u32>,
+    reach_values: Vec<u32>,
+    /// For each state, the last `dead_end` round that reached it.
+    reach_marks: Vec<u32>,
+    reach_round: u32,
     read_only: Vec<bool>,
     /// The current configuration's state-changing candidates: list nodes (see `order_candidates`).
     cands: Vec<usize>,
@@ -346,6 +355,10 @@ impl<'a> Search<'a> {
             invoke_at: Vec::new(),
             return_at: Vec::new(),
             sort_keys: Vec::new(),
+            reach_inputs: Vec::new(),
+            reach_values: Vec::new(),
+            reach_marks: Vec::new(),
+            reach_round: 0,
             read_only: Vec::new(),
             cands: Vec::new(),
             serving: 0,
@@ -1311,12 +1324,6 @@ impl<'a> Search<'a> {
         })
     }
 
-    /// Whether `input` can leave a register where the completed op `c` is legal.
-    fn can_enable(&mut self, input: u32, c: usize) -> bool {
-        let to = self.results[input as usize];
-        to != NONE && self.transition(to, self.completed_input[c]).is_some()
-    }
-
     /// The input of the op a frame linearized.
     fn frame_input(&self, frame: &Frame) -> u32 {
         match frame.choice {
@@ -1328,55 +1335,127 @@ impl<'a> Search<'a> {
     }
 
     /// Whether the configuration is dead because the op that must return first (at
-    /// `ret_node`) is illegal in the current state and no op that may still go before it
-    /// can make it legal: every completed op invoked before that return and every crashed
-    /// op that can is linearized already. Any op left then leaves the register at a value
-    /// where that op is still illegal, or leaves it unchanged. If so, returns how many of
-    /// the last choices lead only to dead configurations too: those that linearized no
-    /// such op, from states where the op was illegal as well. Registers only.
+    /// `ret_node`) is illegal in the current state and no value where it is legal can be
+    /// reached with the ops that may still go before it: the completed ops invoked before
+    /// that return and the crashed ops that are available, each applied any number of times
+    /// (an over-approximation, so a value found unreachable is). If so, returns how many of
+    /// the last choices lead only to dead configurations too: undoing them adds their op
+    /// and their starting state to what is reachable, and the walk stops where that reaches
+    /// a value where the op is legal. Registers only: there an op's result does not depend
+    /// on the state it follows, so the values are few and the closure small.
     fn dead_end(&mut self, ret_node: usize) -> Option<usize> {
         if self.results.is_empty() || ret_node == HEAD {
             return None;
         }
-        let blocked = self.nodes[ret_node].op as usize;
-        if self
-            .transition(self.state, self.completed_input[blocked])
-            .is_some()
-        {
+        let blocked = self.completed_input[self.nodes[ret_node].op as usize];
+        if self.transition(self.state, blocked).is_some() {
             return None;
         }
+        let mut inputs = std::mem::take(&mut self.reach_inputs);
+        let mut values = std::mem::take(&mut self.reach_values);
+        inputs.clear();
+        values.clear();
         let mut entry = self.nodes[HEAD].next as usize;
         while entry != ret_node {
-            let input = self.completed_input[self.nodes[entry].op as usize];
-            if self.can_enable(input, blocked) {
-                return None;
-            }
+            inputs.push(self.completed_input[self.nodes[entry].op as usize]);
             entry = self.nodes[entry].next as usize;
         }
         let bound = self.nodes[ret_node].pos;
-        for k in 0..self.classes.len() {
-            let available = self.classes[k]
+        for (class, &used) in self.classes.iter().zip(&self.used) {
+            if class
                 .members
-                .get(self.used[k] as usize)
-                .is_some_and(|m| m.0 < bound);
-            if available && self.can_enable(self.classes[k].input, blocked) {
-                return None;
+                .get(used as usize)
+                .is_some_and(|m| m.0 < bound)
+            {
+                inputs.push(class.input);
             }
         }
+        inputs.retain(|&i| self.results[i as usize] != NONE);
+        inputs.sort_unstable();
+        inputs.dedup();
+        self.reach_round = self.reach_round.wrapping_add(1);
+        if self.reach_round == 0 {
+            // The marks wrapped around: clear them, so no old mark matches.
+            self.reach_marks.fill(0);
+            self.reach_round = 1;
+        }
+        self.reach_insert(&mut values, self.state);
+        let mut work = REACH_WORK;
+        let dead = self.reaches(&mut values, &inputs, blocked, &mut work) == Some(false);
         let mut live = self.stack.len();
-        while live > 0 {
+        while dead && live > 0 {
             let frame = &self.stack[live - 1];
             let (input, before) = (self.frame_input(frame), frame.state);
-            if self.can_enable(input, blocked)
-                || self
-                    .transition(before, self.completed_input[blocked])
-                    .is_some()
-            {
+            if self.results[input as usize] != NONE && !inputs.contains(&input) {
+                inputs.push(input);
+            }
+            self.reach_insert(&mut values, before);
+            // Out of work, the walk stops: the configurations passed are dead all the same.
+            if self.reaches(&mut values, &inputs, blocked, &mut work) != Some(false) {
                 break;
             }
             live -= 1;
         }
-        Some(self.stack.len() - live)
+        self.reach_inputs = inputs;
+        self.reach_values = values;
+        dead.then(|| self.stack.len() - live)
+    }
+
+    /// Grows `values` towards every value `inputs` reach from it; whether one of them is a
+    /// state where input `blocked` is legal. None once `work` transitions have been tried,
+    /// which registers with many distinct values could need: the check only prunes, so
+    /// giving up is always safe.
+    fn reaches(
+        &mut self,
+        values: &mut Vec<u32>,
+        inputs: &[u32],
+        blocked: u32,
+        work: &mut usize,
+    ) -> Option<bool> {
+        let mut checked = 0;
+        loop {
+            for &value in &values[checked..] {
+                if self.transition(value, blocked).is_some() {
+                    return Some(true);
+                }
+            }
+            checked = values.len();
+            let mut grown = false;
+            for &input in inputs {
+                // A write leaves its value whatever the state: no need to try each one.
+                let from = if matches!(self.inputs[input as usize], Input::Write(_)) {
+                    0..1
+                } else {
+                    0..values.len()
+                };
+                for k in from {
+                    *work = work.checked_sub(1)?;
+                    if let Some(to) = self.transition(values[k], input) {
+                        if self.reach_insert(values, to) {
+                            grown = true;
+                        }
+                    }
+                }
+            }
+            if !grown {
+                return Some(false);
+            }
+        }
+    }
+
+    /// Adds `value` to `values` unless it is there (marked in `reach_marks` with the current
+    /// `reach_round`); whether it was added.
+    fn reach_insert(&mut self, values: &mut Vec<u32>, value: u32) -> bool {
+        let v = value as usize;
+        if self.reach_marks.len() <= v {
+            self.reach_marks.resize(self.states.len().max(v + 1), 0);
+        }
+        if self.reach_marks[v] == self.reach_round {
+            return false;
+        }
+        self.reach_marks[v] = self.reach_round;
+        values.push(value);
+        true
     }
 
     /// Keeps the furthest points where the search got stuck, for the explanation: those whose
