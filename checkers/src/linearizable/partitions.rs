@@ -312,6 +312,20 @@ mod tests {
         testing::compiled(&p)
     }
 
+    /// The race's rival over the compiled history's one partition.
+    fn rival_of(compiled: &Compiled, sh: &Shared) -> PartResult {
+        let part = &compiled.partitions[0];
+        let orders = &RIVAL_ORDERS;
+        run_rival(
+            part,
+            &compiled.initial,
+            ModelKind::CasRegister,
+            sh,
+            orders,
+            RIVAL_CHUNK_STEPS,
+        )
+    }
+
     /// (valid, configurations) of one search in `order`, alone.
     fn alone(compiled: &Compiled, order: Order) -> (bool, u64) {
         let cancel = AtomicBool::new(false);
@@ -335,14 +349,7 @@ mod tests {
             let cancel = AtomicBool::new(false);
             let primary = alone(&compiled, Order::PRIMARY);
             let sh = Shared::unlimited(&cancel);
-            let r = run_rival(
-                part,
-                &compiled.initial,
-                ModelKind::CasRegister,
-                &sh,
-                &RIVAL_ORDERS,
-                RIVAL_CHUNK_STEPS,
-            );
+            let r = rival_of(&compiled, &sh);
             let rival = (valid(&r), r.configurations);
             assert_eq!(primary.0, rival.0, "seed {seed}: the orders disagree");
             assert_eq!(primary.0, !stale, "seed {seed}");
@@ -351,16 +358,7 @@ mod tests {
             let sh = Shared::unlimited(&cancel);
             let mut a = Search::new(part, &compiled.initial, ModelKind::CasRegister, &sh);
             assert!(a.orders_differ());
-            let b = || {
-                run_rival(
-                    part,
-                    &compiled.initial,
-                    ModelKind::CasRegister,
-                    &sh,
-                    &RIVAL_ORDERS,
-                    RIVAL_CHUNK_STEPS,
-                )
-            };
+            let b = || rival_of(&compiled, &sh);
             let r = race(&mut a, b, &sh.finish_line);
             assert_eq!((valid(&r), r.configurations), winner, "seed {seed}");
         }
@@ -451,16 +449,7 @@ mod tests {
         let mut sh = Shared::unlimited(&cancel);
         sh.memory_limit_bytes = primary_bytes + primary_bytes / 2;
         let mut a = new(&sh);
-        let b = || {
-            run_rival(
-                part,
-                &compiled.initial,
-                ModelKind::CasRegister,
-                &sh,
-                &RIVAL_ORDERS,
-                RIVAL_CHUNK_STEPS,
-            )
-        };
+        let b = || rival_of(&compiled, &sh);
         let r = race(&mut a, b, &sh.finish_line);
         assert!(valid(&r), "the race ends with a verdict");
     }
