@@ -27,9 +27,10 @@ const MAX_CONCURRENT: usize = 200;
 /// The rival's orders, each tried afresh for at most this many configurations, the last for
 /// as many as it takes. A short try of an order the primary does not take often finds a
 /// valid history's linearization at once: on the 16 seeds of the 50,000-op cas-register
-/// benchmark (before `Search::dead_end` took reachability into account), serving by return and serving enabling ops together took 40,000 to 160,000
-/// configurations on 5 seeds, and 0.4 million to more than 3.5 million on the others. Serving enabling ops
-/// alone is the steadiest complement of the primary, so it goes on to the end.
+/// benchmark (before `Search::dead_end` took reachability into account), serving by return
+/// and serving enabling ops together took 40,000 to 160,000 configurations on 5 seeds, and
+/// 0.4 million to more than 3.5 million on the others. Serving enabling ops alone is the
+/// steadiest complement of the primary, so it goes on to the end.
 const RIVAL_ORDERS: [(Order, u64); 2] = [
     (
         Order {
