@@ -1301,17 +1301,16 @@ impl<'a> Search<'a> {
     fn backtrack(&mut self) -> Option<Cursor> {
         let frame = self.undo()?;
         Some(match frame.choice {
-            Choice::Node { .. } | Choice::Forced(_) => match frame.choice {
-                Choice::Node { rank, .. } => {
-                    let ret_node = self.collect_candidates();
-                    Cursor::List {
-                        rank: rank + 1,
-                        ret_node,
-                        late: rank >= self.serving,
-                    }
+            Choice::Node { rank, .. } => {
+                let ret_node = self.collect_candidates();
+                Cursor::List {
+                    rank: rank + 1,
+                    ret_node,
+                    late: rank >= self.serving,
                 }
-                _ => Cursor::Backtrack,
-            },
+            }
+            // A forced read was the configuration's only move.
+            Choice::Forced(_) => Cursor::Backtrack,
             Choice::Crashed {
                 class,
                 ret_node,
