@@ -143,19 +143,6 @@ fn a_search_out_of_time_is_unknown_and_says_what_it_proved() {
 }
 
 #[test]
-#[ignore]
-fn debug_print() {
-    let rel = std::env::var("REL").unwrap();
-    let v = check(&rel, Workload::ListAppend, &[Model::StrictSerializable]);
-    println!(
-        "{}\n{:?}\n{}",
-        v.explain(),
-        v.details,
-        serde_json::to_string(&v.anomaly_types).unwrap()
-    );
-}
-
-#[test]
 fn lean_edn_reading_gives_the_same_verdicts() {
     use checkers::history::Format;
     for rel in [
