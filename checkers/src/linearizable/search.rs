@@ -23,6 +23,10 @@
 //! (`dead_end`): no order of them can help, so the search does not try them all. Its
 //! ancestors back to where such a value becomes reachable are dead for the same reason, and
 //! the search backjumps past them.
+//!
+//! After a completed op placed long before it had to be, a configuration is also dead when
+//! the ops ahead need that op's value written more often than the producers left can write
+//! it (`supply_short`).
 
 use super::compile::Partition;
 use super::memo::{Memo, NO_WAY, WAYS};
@@ -51,6 +55,15 @@ const HIDDEN_SCAN: usize = 32;
 /// Most transitions one `dead_end` check may try: past them, a configuration not yet shown
 /// dead is taken as live, and a backjump stops where it is.
 const REACH_WORK: usize = 1 << 12;
+/// How many list nodes the supply check (`supply_short`) looks ahead.
+const SUPPLY_LOOKAHEAD: usize = 1 << 9;
+/// A completed op placed more than this many history events before its return is needed (the
+/// first pending return) is placed early, and the supply check runs after it. Not after a
+/// crashed op: on the 50,000-op benchmark those checks cost more than they pruned.
+const EARLY_EVENTS: usize = 64;
+/// How many history events past the first pending one the supply check's lookahead can
+/// reach at most: each list node is one event.
+const SUPPLY_HORIZON_EVENTS: usize = 4 * SUPPLY_LOOKAHEAD;
 
 const NONE: u32 = u32::MAX;
 /// A transition not computed yet.
@@ -303,6 +316,22 @@ pub(super) struct Search<'a> {
     /// for inputs that never change it; empty when some input's result depends on the state
     /// it follows, which turns `dead_end` off.
     results: Vec<u32>,
+    /// For each input, on registers: the value it leaves when it changes the register to it
+    /// from another (`produces`), the value it needs before (`needs`: reads, cas ops), and
+    /// the value it leaves whenever it is legal (`leaves`: reads, writes, cas ops); NONE
+    /// where there is none. `not_equal`: the value a failed cas saw the register was not.
+    produces: Vec<u32>,
+    needs: Vec<u32>,
+    leaves: Vec<u32>,
+    not_equal: Vec<u32>,
+    /// The value a supply check is due for at the next fresh configuration, or NONE.
+    supply_due: u32,
+    /// How early a completed op must be placed for the supply check to run after it
+    /// (`EARLY_EVENTS`; tests lower it to check after every op, or raise it to turn it off).
+    supply_early_events: usize,
+    /// Scratch for `supply_short`: returns of the producers in reach, crashed ones' invokes.
+    supply_rets: Vec<u32>,
+    supply_crashed: Vec<u32>,
     used: Vec<u32>,
     lin: Vec<u64>,
     /// Zobrist fingerprint of the linearized set.
@@ -382,6 +411,14 @@ impl<'a> Search<'a> {
             subsumed: Vec::new(),
             blind: Vec::new(),
             results: Vec::new(),
+            produces: Vec::new(),
+            needs: Vec::new(),
+            leaves: Vec::new(),
+            not_equal: Vec::new(),
+            supply_due: NONE,
+            supply_early_events: EARLY_EVENTS,
+            supply_rets: Vec::new(),
+            supply_crashed: Vec::new(),
             used: Vec::new(),
             lin: Vec::new(),
             print: 0,
@@ -482,6 +519,25 @@ impl<'a> Search<'a> {
             .into_iter()
             .map(|r| r.map_or(NONE, |d| self.intern(d)))
             .collect();
+        for k in 0..self.inputs.len() {
+            let (produces, needs, leaves, not_equal) = match self.inputs[k].clone() {
+                Input::Write(v) => (Some(v.clone()), None, Some(v), None),
+                Input::Cas(old, new) => {
+                    let produces = (old != new).then(|| new.clone());
+                    (produces, Some(old), Some(new), None)
+                }
+                Input::CasUnknown(old, new) => ((old != new).then_some(new), None, None, None),
+                Input::Read(v) => (None, Some(v.clone()), Some(v), None),
+                Input::NotEqual(v) => (None, None, None, Some(v)),
+                _ => unreachable!("registers have only these inputs"),
+            };
+            let mut id = |d: Option<Datum>| d.map_or(NONE, |d| self.intern(d));
+            let ids = [id(produces), id(needs), id(leaves), id(not_equal)];
+            self.produces.push(ids[0]);
+            self.needs.push(ids[1]);
+            self.leaves.push(ids[2]);
+            self.not_equal.push(ids[3]);
+        }
     }
 
     fn build_groups(&mut self) {
@@ -969,6 +1025,10 @@ impl<'a> Search<'a> {
     /// no state and everything that must precede it in real time is already linearized.
     /// The same walk gathers the state-changing candidates, in case there is none.
     fn take_forced_read(&mut self) -> Cursor {
+        let due = std::mem::replace(&mut self.supply_due, NONE);
+        if due != NONE && self.supply_short(due) {
+            return Cursor::Backtrack;
+        }
         self.cands.clear();
         let mut entry = self.nodes[HEAD].next as usize;
         while self.nodes[entry].is_call {
@@ -1154,6 +1214,10 @@ impl<'a> Search<'a> {
                     continue;
                 }
                 if self.advance(c, next, Choice::Node { node, rank: k }) {
+                    let early = (self.return_at[c] as usize).saturating_sub(bound);
+                    if early > self.supply_early_events {
+                        self.supply_due = self.produces_of(self.completed_input[c]);
+                    }
                     return Cursor::Fresh;
                 }
             }
@@ -1400,6 +1464,103 @@ impl<'a> Search<'a> {
         dead.then(|| self.stack.len() - live)
     }
 
+    /// The value `input` produces (see `produces`), NONE where it produces none or the model
+    /// is not a register.
+    fn produces_of(&self, input: u32) -> u32 {
+        self.produces.get(input as usize).copied().unwrap_or(NONE)
+    }
+
+    /// Whether the ops ahead need value `v` written more often than the producers left can
+    /// write it: then no order completes this configuration. A window is a stretch the
+    /// linearization must cross from another value to `v`: from an op that leaves another
+    /// value (or from now, if the register holds another) to a later op that needs `v`, real
+    /// time forcing the one before the other. Windows that follow one another in real time
+    /// each need a producer of their own (a write of `v`, a cas from another value to it,
+    /// completed or crashed) that can go inside: invoked before the window's end returns,
+    /// and not forced before the previous window's end. Matching windows in order, each to
+    /// the fitting producer that returns first, finds a producer for every window if any
+    /// assignment does. An op placed long before it had to be, or a crashed op, uses up a
+    /// producer that may be needed hundreds of events later, where the search would only
+    /// find out after trying every order of the ops between. Looks `SUPPLY_LOOKAHEAD` nodes
+    /// ahead: windows past them are not counted, which only prunes less.
+    fn supply_short(&mut self, v: u32) -> bool {
+        let mut rets = std::mem::take(&mut self.supply_rets);
+        let mut crashed = std::mem::take(&mut self.supply_crashed);
+        rets.clear();
+        crashed.clear();
+        // The list holds fewer events than the history: crashed producers invoked past this
+        // many events ahead are past the lookahead too.
+        let first = self.nodes[self.nodes[HEAD].next as usize].pos;
+        let horizon = first.saturating_add(SUPPLY_HORIZON_EVENTS);
+        for (class, &used) in self.classes.iter().zip(&self.used) {
+            if self.produces[class.input as usize] == v {
+                let left = &class.members[used as usize..];
+                let near = left.iter().take_while(|m| m.0 < horizon);
+                crashed.extend(near.map(|m| m.0 as u32));
+            }
+        }
+        crashed.sort_unstable();
+        let mut next_crashed = 0;
+        // Crashed producers invoked so far: they never return, so they fit every window
+        // from here on, and go last.
+        let mut crashed_ready = 0usize;
+        // Whether the next window's start is here already: the register holds another value.
+        let mut open = self.state != v;
+        // The earliest return of an op leaving another value invoked after the last window.
+        let mut open_ret = u32::MAX;
+        let (mut last_end, mut last_end_invoke) = (0, 0);
+        let mut short = false;
+        let mut entry = self.nodes[HEAD].next as usize;
+        for _ in 0..SUPPLY_LOOKAHEAD {
+            if entry == HEAD {
+                break;
+            }
+            let node = self.nodes[entry];
+            if node.pos >= horizon {
+                // Crashed producers past the horizon were not gathered.
+                break;
+            }
+            let pos = node.pos as u32;
+            while crashed.get(next_crashed).is_some_and(|&i| i < pos) {
+                crashed_ready += 1;
+                next_crashed += 1;
+            }
+            let c = node.op as usize;
+            let input = self.completed_input[c] as usize;
+            entry = node.next as usize;
+            if node.is_call {
+                if self.produces[input] == v {
+                    rets.push(self.return_at[c]);
+                }
+                continue;
+            }
+            let leaves_other = self.leaves[input] != NONE && self.leaves[input] != v;
+            if (leaves_other || self.not_equal[input] == v) && self.invoke_at[c] > last_end {
+                open_ret = open_ret.min(pos);
+            }
+            if self.needs[input] != v || !(open || open_ret < self.invoke_at[c]) {
+                continue;
+            }
+            // A window ends here: the producer returning first that is not forced before the
+            // last window's end.
+            rets.retain(|&r| r > last_end_invoke);
+            if let Some(k) = (0..rets.len()).min_by_key(|&k| rets[k]) {
+                rets.swap_remove(k);
+            } else if crashed_ready > 0 {
+                crashed_ready -= 1;
+            } else {
+                short = true;
+                break;
+            }
+            (last_end, last_end_invoke) = (pos, self.invoke_at[c]);
+            open = false;
+            open_ret = u32::MAX;
+        }
+        self.supply_rets = rets;
+        self.supply_crashed = crashed;
+        short
+    }
+
     /// Grows `values` towards every value `inputs` reach from it; whether one of them is a
     /// state where input `blocked` is legal. None once `work` transitions have been tried,
     /// which registers with many distinct values could need: the check only prunes, so
@@ -1528,14 +1689,65 @@ mod tests {
 
     /// (valid, configurations) of a one-partition check with or without hidden-write pruning.
     fn search(p: &RegisterParams, hidden_writes: bool) -> (bool, u64) {
+        search_with(p, |s| s.hidden_writes = hidden_writes)
+    }
+
+    /// (valid, configurations) of a one-partition check, set up by `tune`.
+    fn search_with(p: &RegisterParams, tune: impl FnOnce(&mut Search)) -> (bool, u64) {
         let compiled = compiled(p);
         let cancel = AtomicBool::new(false);
         let shared = Shared::unlimited(&cancel);
         let part = &compiled.partitions[0];
         let mut s = Search::new(part, &compiled.initial, ModelKind::CasRegister, &shared);
-        s.hidden_writes = hidden_writes;
+        tune(&mut s);
         let r = s.run(u64::MAX);
         (valid(&r), r.configurations)
+    }
+
+    /// The supply check only prunes configurations no order completes: run after every op
+    /// (the most it can prune), it keeps every verdict of the search without it, on valid
+    /// histories and on ones with planted stale reads, with crashed and failed ops.
+    #[test]
+    fn the_supply_check_keeps_every_verdict() {
+        let mut invalid = 0;
+        for seed in 1..=60 {
+            let mut p = RegisterParams {
+                crash_rate: 0.05,
+                fail_rate: 0.05,
+                values: 2 + (seed % 4) as u32,
+                ..RegisterParams::new(300, 3 + (seed % 6) as usize, seed)
+            };
+            if seed % 2 == 0 {
+                p.mode = Mode::StaleReads { rate: 0.01 };
+            }
+            let (with, _) = search_with(&p, |s| s.supply_early_events = 0);
+            let (without, _) = search_with(&p, |s| s.supply_early_events = usize::MAX);
+            assert_eq!(with, without, "seed {seed}: the verdict changed");
+            invalid += usize::from(!with);
+        }
+        assert!(
+            invalid > 10,
+            "only {invalid} invalid histories: the test lost its teeth"
+        );
+    }
+
+    /// On histories where a long op can be placed far too early, the check ends the search
+    /// of the orders after it long before the read that needed it is reached.
+    #[test]
+    fn the_supply_check_visits_fewer_configurations() {
+        let (mut with, mut without) = (0, 0);
+        for seed in 1..=6 {
+            let p = RegisterParams {
+                crash_rate: 0.02,
+                ..RegisterParams::new(4000, 30, seed)
+            };
+            let (valid, pruned) = search_with(&p, |_| {});
+            let (valid_without, plain) = search_with(&p, |s| s.supply_early_events = usize::MAX);
+            assert!(valid && valid_without, "seed {seed}");
+            with += pruned;
+            without += plain;
+        }
+        assert!(with < without, "{with} vs {without} configurations");
     }
 
     #[test]
