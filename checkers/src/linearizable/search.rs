@@ -61,8 +61,8 @@ const SUPPLY_LOOKAHEAD: usize = 1 << 9;
 /// first pending return) is placed early, and the supply check runs after it. Not after a
 /// crashed op: on the 50,000-op benchmark those checks cost more than they pruned.
 const EARLY_EVENTS: usize = 64;
-/// How many history events past the first pending one the supply check's lookahead can
-/// reach at most: each list node is one event.
+/// The supply check also stops this many history events past the first pending one: it
+/// gathers crashed producers only up to there.
 const SUPPLY_HORIZON_EVENTS: usize = 4 * SUPPLY_LOOKAHEAD;
 
 const NONE: u32 = u32::MAX;
@@ -1479,17 +1479,16 @@ impl<'a> Search<'a> {
     /// completed or crashed) that can go inside: invoked before the window's end returns,
     /// and not forced before the previous window's end. Matching windows in order, each to
     /// the fitting producer that returns first, finds a producer for every window if any
-    /// assignment does. An op placed long before it had to be, or a crashed op, uses up a
-    /// producer that may be needed hundreds of events later, where the search would only
-    /// find out after trying every order of the ops between. Looks `SUPPLY_LOOKAHEAD` nodes
-    /// ahead: windows past them are not counted, which only prunes less.
+    /// assignment does. An op placed long before it had to be uses up a producer that may be
+    /// needed hundreds of events later, where the search would only find out after trying
+    /// every order of the ops between. Looks `SUPPLY_LOOKAHEAD` nodes and
+    /// `SUPPLY_HORIZON_EVENTS` events ahead: windows past them are not counted, which only
+    /// prunes less.
     fn supply_short(&mut self, v: u32) -> bool {
         let mut rets = std::mem::take(&mut self.supply_rets);
         let mut crashed = std::mem::take(&mut self.supply_crashed);
         rets.clear();
         crashed.clear();
-        // The list holds fewer events than the history: crashed producers invoked past this
-        // many events ahead are past the lookahead too.
         let first = self.nodes[self.nodes[HEAD].next as usize].pos;
         let horizon = first.saturating_add(SUPPLY_HORIZON_EVENTS);
         for (class, &used) in self.classes.iter().zip(&self.used) {
