@@ -58,8 +58,11 @@ const HIDDEN_SCAN: usize = 32;
 /// Most transitions one `dead_end` check may try: past them, a configuration not yet shown
 /// dead is taken as live, and a backjump stops where it is.
 const REACH_WORK: usize = 1 << 12;
-/// How many list nodes the supply check (`supply_short`) looks ahead.
-const SUPPLY_LOOKAHEAD: usize = 1 << 9;
+/// How many list nodes the supply check (`supply_short`) looks ahead. Its walk is the
+/// hottest loop of a large register check. On the 64 seeds of the 50,000-op cas-register
+/// benchmark, 256 prunes what 512 did on 62 (the others differ by 6 and 585 configurations)
+/// in 12% less time in all; 128 prunes far less (seed 14: 78,000 configurations to 2 million).
+const SUPPLY_LOOKAHEAD: usize = 1 << 8;
 /// A completed op placed more than this many history events before its return is needed (the
 /// first pending return) is placed early, and the supply check runs after it. Not after a
 /// crashed op: on the 50,000-op benchmark those checks cost more than they pruned.
