@@ -7,7 +7,8 @@
 //!   read-committed, invalid at serializable);
 //! - repeatable read (snapshot isolation): write skew (G2-item), never G-single or lost
 //!   updates; transactions refused with 40001 instead;
-//! - serializable: no anomaly at all, many transactions refused with 40001.
+//! - serializable: no anomaly at all, many transactions refused with 40001 (bar a rare
+//!   G2-item of PostgreSQL's own SSI bug: see [`serializable`]).
 //!
 //! The shapes make the anomalies certain within 10 s: four keys in play at once, one to
 //! four micro-ops per transaction, ten clients as fast as the server answers (thousands of
@@ -219,8 +220,13 @@ fn repeatable_read(workload: &str, min_g2: u64) {
     assert_eq!(check_at(&run, workload, "serializable"), Some(1));
 }
 
-/// Serializable shows nothing, even against strict serializability, and refuses many
-/// transactions with 40001.
+/// Serializable is serializable snapshot isolation: it refuses many transactions with
+/// 40001 "read/write dependencies" (SSI's own refusal, which repeatable read never gives),
+/// and shows nothing snapshot isolation forbids. Nor, almost always, anything at all; the
+/// exception is PostgreSQL's, not ours: its SSI lets through a rare G2-item (one in 7,207
+/// transactions of a CI run on 15, one in about 53,000 of a 60 s run here; Jepsen reported
+/// the same shape of upserts and reads against 18.4 in 2026). See
+/// [`serializable_but_for_rare_write_skew`].
 fn serializable(workload: &str) {
     let (code, out, run) = run(
         &format!("postgres-s-{workload}"),
@@ -229,22 +235,60 @@ fn serializable(workload: &str) {
         &[],
     );
     let r = results(&run);
-    valid_at(code, &out, &r, "serializable");
-    assert_eq!(counts(&r), vec![], "no anomaly at all: {r:#}");
-    assert_eq!(r["all-anomalies"]["valid"], true, "{r:#}");
+    serializable_but_for_rare_write_skew(code, &out, &r, &run, workload);
     assert!(
         detail(&r, workload, "serialization_failures") >= 20,
         "serializable refuses many transactions with 40001: {r:#}"
     );
     assert!(detail(&r, workload, "ops_ok") > 500, "{r:#}");
-    let failed_40001 = history(&run)
+    let errors: Vec<String> = history(&run)
         .iter()
         .filter(|op| op["type"] == "fail")
-        .filter(|op| op["error"].as_str().is_some_and(|e| e.starts_with("40001")))
+        .filter_map(|op| op["error"].as_str().map(str::to_string))
+        .collect();
+    let ssi = errors
+        .iter()
+        .filter(|e| e.starts_with("40001") && e.contains("read/write dependencies"))
         .count();
     assert!(
-        failed_40001 >= 20,
-        "{failed_40001} transactions failed with 40001"
+        ssi >= 20,
+        "{ssi} transactions failed with SSI's 40001 (read/write dependencies)"
+    );
+}
+
+/// The run is valid at serializable with no anomaly at all, or shows only write skew
+/// (G2-item cycles, which need two anti-dependencies and so slip past snapshot isolation),
+/// and rarely: in at most one committed transaction in 500. Repeatable read, where write
+/// skew is allowed, shows it in about one in 50 on the same workload.
+fn serializable_but_for_rare_write_skew(
+    code: Option<i32>,
+    out: &str,
+    r: &Value,
+    run: &Path,
+    workload: &str,
+) {
+    let found = counts(r);
+    if found.is_empty() {
+        valid_at(code, out, r, "serializable");
+        assert_eq!(r["all-anomalies"]["valid"], true, "{r:#}");
+        return;
+    }
+    assert_eq!(code, Some(1), "{out}");
+    let others: Vec<_> = found
+        .iter()
+        .filter(|(k, _)| !k.starts_with("G2-item"))
+        .collect();
+    assert!(others.is_empty(), "only G2-item: {found:?}\n{r:#}");
+    let skews = count(&found, "G2-item");
+    let ok = detail(r, workload, "ops_ok");
+    assert!(
+        skews * 500 <= ok,
+        "{skews} G2-item in {ok} committed transactions is not PostgreSQL's rare SSI lapse: {r:#}"
+    );
+    assert_eq!(
+        check_at(run, workload, "snapshot-isolation"),
+        Some(0),
+        "what serializable lets through is still snapshot isolation: {r:#}"
     );
 }
 
@@ -269,12 +313,12 @@ fn rw_register_at_repeatable_read_shows_write_skew_but_no_g_single() {
 }
 
 #[test]
-fn list_append_at_serializable_shows_nothing_and_refuses_with_40001() {
+fn list_append_at_serializable_refuses_with_40001_and_shows_at_most_rare_write_skew() {
     serializable("list-append");
 }
 
 #[test]
-fn rw_register_at_serializable_shows_nothing_and_refuses_with_40001() {
+fn rw_register_at_serializable_refuses_with_40001_and_shows_at_most_rare_write_skew() {
     serializable("rw-register");
 }
 
@@ -308,7 +352,7 @@ fn bank_loses_money_at_read_committed_and_keeps_it_at_repeatable_read() {
 /// Kills (every process of the server, as a crash) and pauses: the server recovers from its
 /// WAL each time, and serializable stays valid.
 #[test]
-fn serializable_stays_valid_under_kills_and_pauses() {
+fn serializable_under_kills_and_pauses_shows_at_most_rare_write_skew() {
     let (code, out, run) = run(
         "postgres-s-kill",
         "list-append",
@@ -316,8 +360,7 @@ fn serializable_stays_valid_under_kills_and_pauses() {
         &["--nemesis", "kill,pause", "--nemesis-interval", "2"],
     );
     let r = results(&run);
-    valid_at(code, &out, &r, "serializable");
-    assert_eq!(counts(&r), vec![], "no anomaly at all: {r:#}");
+    serializable_but_for_rare_write_skew(code, &out, &r, &run, "list-append");
     let ops = history(&run);
     let fs = nemesis_fs(&ops);
     for f in ["start-kill", "stop-kill", "start-pause", "stop-pause"] {
