@@ -223,10 +223,10 @@ fn repeatable_read(workload: &str, min_g2: u64) {
 /// Serializable is serializable snapshot isolation: it refuses many transactions with
 /// 40001 "read/write dependencies" (SSI's own refusal, which repeatable read never gives),
 /// and shows nothing snapshot isolation forbids. Nor, almost always, anything at all; the
-/// exception is PostgreSQL's, not ours: its SSI lets through a rare G2-item (one in 7,207
-/// transactions of a CI run on 15, one in about 53,000 of a 60 s run here; Jepsen reported
-/// the same shape of upserts and reads against 18.4 in 2026). See
-/// [`serializable_but_for_rare_write_skew`].
+/// exception is PostgreSQL's, not ours: its SSI lets through a rare G2-item (one cycle in
+/// the 5,489 committed transactions of a CI run on 15; one in 184,921 over six 60 s runs
+/// of 10 to 20 clients on a development machine; Jepsen reported the same shape of upserts
+/// and reads against 18.4 in 2026). See [`serializable_but_for_rare_write_skew`].
 fn serializable(workload: &str) {
     let (code, out, run) = run(
         &format!("postgres-s-{workload}"),
