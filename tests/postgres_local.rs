@@ -241,13 +241,10 @@ fn serializable(workload: &str) {
         "serializable refuses many transactions with 40001: {r:#}"
     );
     assert!(detail(&r, workload, "ops_ok") > 500, "{r:#}");
-    let errors: Vec<String> = history(&run)
+    let ssi = history(&run)
         .iter()
         .filter(|op| op["type"] == "fail")
-        .filter_map(|op| op["error"].as_str().map(str::to_string))
-        .collect();
-    let ssi = errors
-        .iter()
+        .filter_map(|op| op["error"].as_str())
         .filter(|e| e.starts_with("40001") && e.contains("read/write dependencies"))
         .count();
     assert!(
@@ -350,7 +347,7 @@ fn bank_loses_money_at_read_committed_and_keeps_it_at_repeatable_read() {
 }
 
 /// Kills (every process of the server, as a crash) and pauses: the server recovers from its
-/// WAL each time, and serializable stays valid.
+/// WAL each time, and serializable shows nothing but PostgreSQL's own rare G2-item.
 #[test]
 fn serializable_under_kills_and_pauses_shows_at_most_rare_write_skew() {
     let (code, out, run) = run(
