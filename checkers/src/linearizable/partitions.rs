@@ -31,11 +31,20 @@ const MAX_CONCURRENT: usize = 200;
 /// and serving enabling ops together took 40,000 to 160,000 configurations on 5 seeds, and
 /// 0.4 million to more than 3.5 million on the others. Serving enabling ops alone is the
 /// steadiest complement of the primary, so it goes on to the end.
+///
+/// Both keep crashed ops for later where a completed op does their work; the primary does
+/// not. The rule only prunes, yet it sends a depth-first search into other subtrees first.
+/// On the 64 seeds of the 50,000-op benchmark, each contestant alone: the primary with it
+/// visits 61M configurations in all instead of 98M, but seed 1 goes from 1.3M to 5.6M; the
+/// rival with it visits 115M instead of 186M, and seed 22 from 8.1M to 2.1M. Raced, the
+/// primary without it and the rival with it visit 19.8M in all, at most 2.1M on a seed
+/// (seed 22, from 9.5M); with it in both, 20.3M, but 5.6M on seed 1.
 const RIVAL_ORDERS: [(Order, u64); 2] = [
     (
         Order {
             serve_enabling: true,
             serving_by_return: true,
+            keep_crashed: true,
         },
         200_000,
     ),
@@ -43,6 +52,7 @@ const RIVAL_ORDERS: [(Order, u64); 2] = [
         Order {
             serve_enabling: true,
             serving_by_return: false,
+            keep_crashed: true,
         },
         u64::MAX,
     ),
@@ -377,14 +387,7 @@ mod tests {
     fn a_rival_moves_on_to_its_next_order_with_a_fresh_search() {
         let compiled = compiled(5, false);
         let part = &compiled.partitions[0];
-        let first = Order {
-            serve_enabling: true,
-            serving_by_return: true,
-        };
-        let next = Order {
-            serve_enabling: true,
-            serving_by_return: false,
-        };
+        let [(first, _), (next, _)] = RIVAL_ORDERS;
         // Looks at the budget often, so the first order cannot finish between two looks.
         const CHUNK_STEPS: u64 = 64;
         let (_, first_configurations) = alone(&compiled, first);

@@ -141,6 +141,18 @@ pub fn subsumes(general: &Input, specific: &Input) -> bool {
     }
 }
 
+/// Whether a crashed `general` does what a completed `specific` does: wherever `specific` is
+/// legal, `general` is legal too and reaches the same state. The same input always does; so
+/// does a write of the value a cas leaves, and a crashed cas (which changes nothing where the
+/// register does not hold its old value) of the cas it would have been.
+pub fn covers(general: &Input, specific: &Input) -> bool {
+    match (general, specific) {
+        (Input::Write(v), Input::Cas(_, new)) => v == new,
+        (Input::CasUnknown(o, n), Input::Cas(p, m)) => o == p && n == m,
+        _ => general == specific,
+    }
+}
+
 /// Whether `input` only ever grows the state (appends to a string or list, adds to a set), so
 /// that states reached through such inputs extend the current one.
 pub fn only_grows(input: &Input) -> bool {
@@ -343,6 +355,43 @@ mod tests {
         }
         assert!(!Input::Write(int(0)).is_read_only());
         assert!(!Input::Txn(vec![Micro::Write(int(0), int(0))].into()).is_read_only());
+    }
+
+    /// `covers` must be exact: wherever the completed input is legal, the crashed one is
+    /// legal too and reaches the same state; and it holds for no other pair of these.
+    #[test]
+    fn covers_is_exact_over_register_inputs() {
+        let values = [int(0), int(1), int(2)];
+        let mut inputs = vec![];
+        for a in &values {
+            inputs.push(Input::Write(a.clone()));
+            inputs.push(Input::Read(a.clone()));
+            inputs.push(Input::NotEqual(a.clone()));
+            for b in &values {
+                inputs.push(Input::Cas(a.clone(), b.clone()));
+                inputs.push(Input::CasUnknown(a.clone(), b.clone()));
+            }
+        }
+        let (mut pairs, mut states) = (0, values.to_vec());
+        states.push(Datum::Null);
+        for general in &inputs {
+            for specific in &inputs {
+                let exact = states
+                    .iter()
+                    .all(|s| match step(s, specific, &Datum::Null) {
+                        None => true,
+                        Some(next) => step(s, general, &Datum::Null) == Some(next),
+                    });
+                // Exactness is necessary; `covers` claims it only for pairs the search uses.
+                if covers(general, specific) {
+                    assert!(exact, "{general:?} does not cover {specific:?}");
+                    pairs += 1;
+                }
+            }
+        }
+        // Each input covers itself; each write covers 3 cas ops to its value; each crashed
+        // cas covers its completed cas.
+        assert_eq!(pairs, inputs.len() + 3 * 3 + 9);
     }
 
     /// `subsumes` must be exact: wherever the specific input steps, the general one reaches
