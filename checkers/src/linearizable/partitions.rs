@@ -40,7 +40,7 @@ const MAX_CONCURRENT: usize = 200;
 /// 115M or more instead of 186M or more, and seed 22 goes from 9.5M to 2.1M. Raced, the
 /// primary without it and the rival with it visit 19.8M in all, at most 2.1M on a seed
 /// (seed 22, from 9.5M); with it in both, 20.3M, but 5.6M on seed 1.
-const RIVAL_ORDERS: [(Order, u64); 2] = [
+pub(super) const RIVAL_ORDERS: [(Order, u64); 2] = [
     (
         Order {
             serve_enabling: true,

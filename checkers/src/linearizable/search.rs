@@ -1896,11 +1896,7 @@ mod tests {
     }
 
     /// The rival's last order.
-    const RIVAL: Order = Order {
-        serve_enabling: true,
-        serving_by_return: false,
-        keep_crashed: true,
-    };
+    const RIVAL: Order = crate::linearizable::partitions::RIVAL_ORDERS[1].0;
 
     /// Checks 600 small histories (valid ones and ones with planted stale reads, with failed
     /// ops and with crashed ops at `crash_rates` in turn) in the primary's order and the
